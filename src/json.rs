@@ -123,6 +123,7 @@ pub fn write_tick(out: &mut Vec<u8>, ctx: &JsonContext, t: &Tick) {
         TickKind::Quote => "quote",
         TickKind::BookLevel => "book_level",
         TickKind::Bar => "bar",
+        TickKind::Gap | TickKind::FeedStatus => "anomaly",
     };
     head(out, ty, inst);
     if inst.is_none() {
@@ -169,6 +170,31 @@ pub fn write_tick(out: &mut Vec<u8>, ctx: &JsonContext, t: &Tick) {
             dec_field(out, "low", t.size2, pp);
             dec_field(out, "close", t.price, pp);
             dec_field(out, "volume", t.size, sp);
+        }
+        TickKind::Gap => {
+            str_field(out, "rule", "sequence_gap");
+            str_field(out, "severity", "warning");
+            int_field(out, "expected", t.id as i64);
+            int_field(out, "received", t.price);
+            int_field(out, "missing", t.size);
+        }
+        TickKind::FeedStatus => {
+            let rule = match t.id {
+                crate::tick::feed_status::CONNECTED => "feed_connected",
+                crate::tick::feed_status::DISCONNECTED => "feed_disconnected",
+                crate::tick::feed_status::STALE => "stale_feed",
+                crate::tick::feed_status::CIRCUIT_OPEN => "circuit_open",
+                crate::tick::feed_status::CROSSED => "crossed_book",
+                _ => "feed_status",
+            };
+            str_field(out, "rule", rule);
+            let sev = if t.id == crate::tick::feed_status::CONNECTED {
+                "info"
+            } else {
+                "warning"
+            };
+            str_field(out, "severity", sev);
+            int_field(out, "detail", t.size);
         }
     }
     if t.has_flag(flags::SUSPECT) {

@@ -34,6 +34,27 @@ pub enum TickKind {
     /// A venue bar (kline): `price` = close, `size` = volume, `price2` = high,
     /// `size2` = low, `id` = open (as `i64` bits).
     Bar = 3,
+    /// A sequence gap the adapter detected: `id` = the id expected next,
+    /// `price` = the id received (as `i64` bits), `size` = ids missing
+    /// (saturating). Journaled like any tick so replays see the gap too.
+    Gap = 4,
+    /// Feed status change for the instrument's connection: `id` = one of
+    /// [`feed_status`] codes, `size` = detail (e.g. reconnect attempt).
+    FeedStatus = 5,
+}
+
+/// Codes carried in `id` of a [`TickKind::FeedStatus`] tick.
+pub mod feed_status {
+    /// Connected and subscribed.
+    pub const CONNECTED: u64 = 1;
+    /// Connection lost; reconnecting with backoff.
+    pub const DISCONNECTED: u64 = 2;
+    /// No data within the stale-feed watchdog interval.
+    pub const STALE: u64 = 3;
+    /// Circuit breaker open: not retrying for a while.
+    pub const CIRCUIT_OPEN: u64 = 4;
+    /// A crossed or locked book/BBO was seen.
+    pub const CROSSED: u64 = 5;
 }
 
 impl TickKind {
@@ -44,6 +65,8 @@ impl TickKind {
             1 => Some(Self::Quote),
             2 => Some(Self::BookLevel),
             3 => Some(Self::Bar),
+            4 => Some(Self::Gap),
+            5 => Some(Self::FeedStatus),
             _ => None,
         }
     }
@@ -55,6 +78,8 @@ impl TickKind {
             Self::Quote => "quote",
             Self::BookLevel => "book_level",
             Self::Bar => "bar",
+            Self::Gap => "gap",
+            Self::FeedStatus => "feed_status",
         }
     }
 }
@@ -290,6 +315,8 @@ mod tests {
             TickKind::Quote,
             TickKind::BookLevel,
             TickKind::Bar,
+            TickKind::Gap,
+            TickKind::FeedStatus,
         ] {
             assert_eq!(TickKind::from_u8(k as u8), Some(k));
         }

@@ -102,6 +102,8 @@ pub struct DumpFilter {
     pub book: bool,
     /// Bars.
     pub bars: bool,
+    /// Anomalies (feed gaps and status for now).
+    pub anomalies: bool,
 }
 
 impl DumpFilter {
@@ -117,17 +119,19 @@ impl DumpFilter {
                 "quotes" => f.quotes = true,
                 "book" => f.book = true,
                 "bars" => f.bars = true,
+                "anomalies" => f.anomalies = true,
                 "all" => {
                     f = Self {
                         trades: true,
                         quotes: true,
                         book: true,
                         bars: true,
+                        anomalies: true,
                     }
                 }
                 other => {
                     return Err(format!(
-                        "unknown dump item '{other}'; known: trades, quotes, book, bars, all"
+                        "unknown dump item '{other}'; known: trades, quotes, book, bars, anomalies, all"
                     ));
                 }
             }
@@ -142,6 +146,7 @@ impl DumpFilter {
                 Some(TickKind::Quote) => self.quotes,
                 Some(TickKind::BookLevel) => self.book,
                 Some(TickKind::Bar) => self.bars,
+                Some(TickKind::Gap | TickKind::FeedStatus) => self.anomalies,
                 None => false,
             },
             EventBody::Bar(b) => self.bars && b.is_final,

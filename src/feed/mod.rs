@@ -62,14 +62,52 @@ impl std::fmt::Display for DecodeError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decoded {
     /// Market data: this many ticks were appended (may be 0 when every
-    /// symbol in it was unknown).
+    /// symbol in it was unknown). Gap ticks ([`crate::tick::TickKind::Gap`])
+    /// an adapter detects are appended too and counted here.
     Data(usize),
     /// A control message (ack, ping, heartbeat, unsupported stream).
     Control,
 }
 
-/// Turns one venue frame into ticks.
+/// What an adapter needs to know to subscribe: built from the feed's config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdapterParams {
+    /// Registry venue name the adapter resolves symbols against (`BINANCE`).
+    pub venue: String,
+    /// Venue symbols to subscribe, as the venue spells them (`BTCUSDT`).
+    pub symbols: Vec<String>,
+    /// Venue channel names to subscribe (`trade`, `bookTicker`,
+    /// `depth@100ms`; `publicTrade`, `orderbook.50`; `market_trades`...).
+    /// Empty = the adapter's defaults.
+    pub channels: Vec<String>,
+    /// API key for venues that authenticate (Polygon), read by the caller
+    /// from the environment variable named in config. Never logged.
+    pub api_key: Option<String>,
+}
+
+/// Turns one venue frame into ticks, and speaks the venue's control
+/// protocol (subscribe, auth, keepalive). One implementation per venue file.
 pub trait Adapter: Send {
+    /// Messages to send right after the WebSocket handshake (subscribe, or
+    /// nothing for venues that wait for a status frame first). Called on
+    /// every (re)connect, so it is also the resubscribe.
+    fn on_connect(&mut self, out: &mut Vec<String>) {
+        let _ = out;
+    }
+
+    /// Messages the adapter wants sent in reaction to frames it decoded
+    /// (e.g. Polygon: `auth` after the `connected` status, then `subscribe`
+    /// after `auth_success`). Polled after every decode; drains its queue.
+    fn take_outgoing(&mut self, out: &mut Vec<String>) {
+        let _ = out;
+    }
+
+    /// Application-level keepalive: interval and message (Bybit sends
+    /// `{"op":"ping"}` every 20 s). `None` when WebSocket pings suffice.
+    fn keepalive(&self) -> Option<(std::time::Duration, String)> {
+        None
+    }
+
     /// Decodes `frame`, appending ticks to `out`. Symbols not in the
     /// registry are counted in `counters.unknown_symbols` and skipped.
     ///
