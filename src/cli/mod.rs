@@ -61,7 +61,7 @@ struct RunArgs {
     #[arg(long, value_name = "MSGS")]
     sim_rate: Option<f64>,
     /// Write events to stdout as JSON lines: comma list of trades, quotes,
-    /// book, bars, or all. Logs go to stderr.
+    /// book, bars, anomalies, or all. Logs go to stderr.
     #[arg(long, value_name = "ITEMS")]
     dump: Option<String>,
 }
