@@ -170,8 +170,13 @@ impl Default for FeedConfig {
 pub struct SimConfig {
     /// RNG seed; the same seed gives the same message sequence.
     pub seed: u64,
-    /// Messages per second across all symbols; 0 = as fast as possible.
+    /// Messages per second across all symbols (sets the event-time spacing);
+    /// 0 = as fast as possible with 1 µs event-time spacing.
     pub rate: f64,
+    /// `true`: release messages in real time at `rate`; `false`: emit as
+    /// fast as possible while event times still follow `rate` (replays of
+    /// simulated hours in seconds, deterministic tests).
+    pub paced: bool,
     /// Stop after this many messages; 0 = unlimited.
     pub messages: u64,
     /// Fraction of messages that are trades (the rest are bookTicker quotes).
@@ -185,6 +190,7 @@ impl Default for SimConfig {
         Self {
             seed: 42,
             rate: 20_000.0,
+            paced: true,
             messages: 0,
             trade_ratio: 0.3,
             start_ns: 0,

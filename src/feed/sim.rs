@@ -231,7 +231,7 @@ impl FrameSource for SimSource {
             }
             now
         });
-        if self.cfg.rate > 0.0 {
+        if self.cfg.rate > 0.0 && self.cfg.paced {
             let due = wall_start + (self.next_event_ns - self.start_ns);
             if now < due {
                 return SourcePoll::Idle;
@@ -268,6 +268,7 @@ mod tests {
             SimConfig {
                 seed,
                 rate: 0.0,
+                paced: true,
                 messages: 500,
                 trade_ratio: 0.4,
                 start_ns: 1_700_000_000_000_000_000,

@@ -5,6 +5,7 @@
 //! has its capacity.
 
 pub mod bars;
+pub mod indicators;
 
 use crate::event::{Event, EventBody};
 use crate::instruments::InstrumentRegistry;

@@ -1,0 +1,32 @@
+//! Shared helpers for integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use tickwire::config::EngineConfig;
+
+/// A deterministic config: simulator unpaced (1,000 msg/s of event time, as
+/// fast as possible) for `messages` messages
+/// starting at a fixed event time, 1 s bars (so short runs produce bars).
+pub fn deterministic_config(messages: u64) -> EngineConfig {
+    let mut cfg = EngineConfig::default();
+    cfg.feed.sim.rate = 1_000.0;
+    cfg.feed.sim.paced = false;
+    cfg.feed.sim.messages = messages;
+    cfg.feed.sim.start_ns = 1_723_161_240_000_000_000;
+    cfg.feed.sim.seed = 7;
+    cfg.kernel.windows = vec!["1s".into(), "1m".into()];
+    cfg.telemetry.stats_interval_secs = 0;
+    cfg
+}
+
+/// The recorded data folder beside the checkout, if present.
+pub fn real_data_dir() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/real"));
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: ../shared/data/real not found");
+        None
+    }
+}
