@@ -63,7 +63,7 @@ fn dump_writes_events_md_json_lines() {
 
 #[test]
 fn sigterm_drains_and_exits_0() {
-    let mut child = bin()
+    let child = bin()
         .args(["run"])
         .stderr(std::process::Stdio::piped())
         .spawn()
