@@ -128,3 +128,23 @@ fn symbols_override_selects_instruments() {
     assert!(stdout.lines().count() > 10);
     assert!(stdout.lines().all(|l| l.contains("\"SIM:ETHUSDT\"")));
 }
+
+#[test]
+fn missing_core_warns_and_runs_unpinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cores.toml");
+    std::fs::write(
+        &cfg,
+        "[pipeline.threads.kernel]\ncore = 4096\nwait = \"yield\"\n[pipeline.threads.fanout]\nwait = \"spin\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["run", "--duration", "1", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{e}");
+    assert!(e.contains("core does not exist"), "{e}");
+    assert!(summary_ticks(&e) > 0);
+}
