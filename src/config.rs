@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decimal::parse_scaled;
 use crate::instruments::InstrumentRegistry;
@@ -50,7 +50,7 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 /// The whole engine configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Process-wide settings.
@@ -65,6 +65,8 @@ pub struct EngineConfig {
     pub kernel: KernelConfig,
     /// Statistics and latency reporting.
     pub telemetry: TelemetryConfig,
+    /// Deliberate faults for validating the harness (off by default).
+    pub faults: FaultsConfig,
 }
 
 impl Default for EngineConfig {
@@ -79,12 +81,13 @@ impl Default for EngineConfig {
             pipeline: PipelineConfig::default(),
             kernel: KernelConfig::default(),
             telemetry: TelemetryConfig::default(),
+            faults: FaultsConfig::default(),
         }
     }
 }
 
 /// `[engine]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
     /// Default log filter (`error`..`trace`, or a tracing env-filter
@@ -104,7 +107,7 @@ impl Default for EngineSection {
 }
 
 /// `[[instruments]]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct InstrumentConfig {
     /// `VENUE:SYMBOL`.
@@ -134,7 +137,7 @@ impl InstrumentConfig {
 }
 
 /// Which source the feed thread reads.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     /// The built-in simulated market, emitting Binance combined-stream JSON.
@@ -142,7 +145,7 @@ pub enum SourceKind {
 }
 
 /// `[feed]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedConfig {
     /// Source type.
@@ -165,7 +168,7 @@ impl Default for FeedConfig {
 }
 
 /// `[feed.sim]`: the deterministic simulated market.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimConfig {
     /// RNG seed; the same seed gives the same message sequence.
@@ -183,6 +186,12 @@ pub struct SimConfig {
     pub trade_ratio: f64,
     /// Event time of the first message, ns since the Unix epoch; 0 = now.
     pub start_ns: i64,
+    /// Paced mode only: stamp each frame's receive time with its *scheduled*
+    /// release time instead of the time it was read. Latency then counts
+    /// from when the message should have arrived, so a stalled feed thread
+    /// shows up in the figures (no coordinated omission). Used by
+    /// `tickwire bench --mode latency`.
+    pub stamp_scheduled: bool,
 }
 
 impl Default for SimConfig {
@@ -194,12 +203,13 @@ impl Default for SimConfig {
             messages: 0,
             trade_ratio: 0.3,
             start_ns: 0,
+            stamp_scheduled: false,
         }
     }
 }
 
 /// What a producer does when its output ring is full.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum FullPolicy {
     /// Wait (with the thread's wait strategy) until there is room; counted
@@ -211,7 +221,7 @@ pub enum FullPolicy {
 }
 
 /// How an idle thread waits for work.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitKind {
     /// Busy-spin: lowest latency, burns a core.
@@ -224,7 +234,7 @@ pub enum WaitKind {
 }
 
 /// `[pipeline.threads.*]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThreadConfig {
     /// Core to pin to; absent = not pinned. A core that does not exist is
@@ -244,7 +254,7 @@ impl Default for ThreadConfig {
 }
 
 /// `[pipeline.threads]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThreadsConfig {
     /// Feed thread (sources, decode).
@@ -273,7 +283,7 @@ impl Default for ThreadsConfig {
 }
 
 /// `[pipeline]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
     /// Slots per SPSC ring (rounded up to a power of two ≥ 2).
@@ -304,7 +314,7 @@ impl Default for PipelineConfig {
 }
 
 /// `[kernel]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelConfig {
     /// Bar windows, e.g. `["1m", "5m", "15m"]` (units s, m, h; at most 8).
@@ -320,7 +330,7 @@ impl Default for KernelConfig {
 }
 
 /// `[telemetry]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// Seconds between one-line stats logs; 0 disables them.
@@ -333,6 +343,17 @@ impl Default for TelemetryConfig {
             stats_interval_secs: 5,
         }
     }
+}
+
+/// `[faults]`: deliberate faults, off by default. The bench harness uses
+/// them to prove that stalls show up in its latency figures.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsConfig {
+    /// Make the feed thread sleep this many ms once (0 = never).
+    pub feed_stall_ms: u64,
+    /// ...after this many frames.
+    pub feed_stall_after_frames: u64,
 }
 
 /// Most bar windows a kernel supports.

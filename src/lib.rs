@@ -41,6 +41,8 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 #[deny(unsafe_code)]
+pub mod bench;
+#[deny(unsafe_code)]
 pub mod clock;
 #[deny(unsafe_code)]
 pub mod config;
@@ -62,6 +64,8 @@ pub mod json;
 pub mod kernel;
 #[deny(unsafe_code)]
 pub mod pipeline;
+#[deny(unsafe_code)]
+pub mod report;
 #[deny(unsafe_code)]
 pub mod signal;
 #[deny(unsafe_code)]

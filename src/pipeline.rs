@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use rtrb::{Consumer, Producer, PushError, RingBuffer};
 
 use crate::clock::Clock;
-use crate::config::{FullPolicy, PipelineConfig, ThreadConfig};
+use crate::config::{FaultsConfig, FullPolicy, PipelineConfig, ThreadConfig};
 use crate::event::Event;
 use crate::fanout::FanoutStage;
 use crate::feed::{FeedStage, FeedStep};
@@ -84,6 +84,15 @@ fn pin(name: &str, tc: &ThreadConfig, cores: &[core_affinity::CoreId]) {
             "core does not exist on this machine; running unpinned"
         ),
     }
+}
+
+/// CPU time the calling thread has used, ns (Linux `schedstat`; 0 where
+/// unavailable).
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Pushes with the configured full-ring policy. Returns `false` when the
@@ -177,6 +186,7 @@ impl Pipeline {
         tel: Arc<Telemetry>,
         clock: Clock,
         stop: Arc<AtomicBool>,
+        faults: &FaultsConfig,
     ) -> std::io::Result<(Self, std::sync::mpsc::Receiver<Finished>)> {
         // Read the core list once, before any thread is pinned (pinning
         // changes what get_core_ids returns for threads spawned later).
@@ -203,15 +213,24 @@ impl Pipeline {
             let cores = cores.clone();
             let pcfg = cfg.clone();
             let mut tx = tick_tx;
+            let faults = faults.clone();
             let h = std::thread::Builder::new()
                 .name("tw-feed".into())
                 .spawn(move || {
                     pin("feed", &tc, &cores);
+                    let mut stall_pending = faults.feed_stall_ms > 0;
                     let mut waiter = Waiter::new(tc.wait, &pcfg);
                     let mut push_wait = Waiter::new(tc.wait, &pcfg);
                     let mut rec = StageRecorder::new(tel.decode.clone());
                     let c = &tel.feed;
                     'run: while !stop.load(Ordering::Relaxed) {
+                        // Deliberate stall between frames (harness validation).
+                        if stall_pending && c.frames.get() >= faults.feed_stall_after_frames {
+                            stall_pending = false;
+                            std::thread::sleep(std::time::Duration::from_millis(
+                                faults.feed_stall_ms,
+                            ));
+                        }
                         match feed.step(c, &mut rec) {
                             FeedStep::Ticks(_) => {
                                 waiter.reset();
@@ -242,6 +261,7 @@ impl Pipeline {
                         }
                     }
                     rec.publish_blocking();
+                    tel.thread_cpu_ns[0].set(thread_cpu_ns());
                     drop(tx);
                 })?;
             threads.push(("feed".to_string(), h));
@@ -306,6 +326,7 @@ impl Pipeline {
                         }
                     }
                     rec.publish_blocking();
+                    tel.thread_cpu_ns[1].set(thread_cpu_ns());
                     c.bars.add(kernel.stats().bars);
                     drop(to_sig);
                     drop(to_fan);
@@ -368,6 +389,7 @@ impl Pipeline {
                         }
                     }
                     rec.publish_blocking();
+                    tel.thread_cpu_ns[2].set(thread_cpu_ns());
                     drop(tx);
                     let _ = done.send(Finished {
                         kernel: None,
@@ -434,6 +456,7 @@ impl Pipeline {
                     }
                     rec.publish_blocking();
                     e2e.publish_blocking();
+                    tel.thread_cpu_ns[3].set(thread_cpu_ns());
                     fanout.finish();
                     let _ = done.send(Finished {
                         kernel: None,

@@ -1,5 +1,7 @@
 //! Command-line interface: one binary, subcommands.
 
+mod bench;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,10 +34,16 @@ enum Command {
     /// Stops on Ctrl-C / SIGTERM (a second Ctrl-C forces exit) or after
     /// --duration seconds, draining every ring first.
     Run(RunArgs),
+    /// Benchmark the full pipeline: throughput, or latency at offered rates
+    /// (coordinated-omission-free); writes summary.json and latency.hlog.
+    Bench(bench::BenchArgs),
+    /// Turn bench outputs into Markdown/HTML tables and SVG plots; two
+    /// inputs are compared side by side.
+    Report(bench::ReportArgs),
 }
 
 #[derive(Debug, Args)]
-struct CommonArgs {
+pub(crate) struct CommonArgs {
     /// Config file (TOML). Default: config/default.toml if present, else
     /// the built-in defaults (identical to the shipped file).
     #[arg(long, short = 'c', value_name = "PATH")]
@@ -72,6 +80,8 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Run(a) => cmd_run(a),
+        Command::Bench(a) => bench::cmd_bench(a),
+        Command::Report(a) => bench::cmd_report(a),
     };
     match res {
         Ok(code) => code,
@@ -93,7 +103,7 @@ fn install_panic_hook() {
     }));
 }
 
-fn init_tracing(level: &str) {
+pub(crate) fn init_tracing(level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
@@ -106,7 +116,7 @@ fn init_tracing(level: &str) {
         .try_init();
 }
 
-fn load_config(common: &CommonArgs) -> Result<EngineConfig> {
+pub(crate) fn load_config(common: &CommonArgs) -> Result<EngineConfig> {
     let mut cfg = match &common.config {
         Some(p) => EngineConfig::load(p)?,
         None => {
@@ -163,4 +173,15 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
     let summary = engine.run(sinks, stop).map_err(anyhow::Error::msg)?;
     eprint!("{}", summary.render());
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

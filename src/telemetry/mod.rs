@@ -244,6 +244,9 @@ pub struct Telemetry {
     pub fanout_lat: Arc<StageStats>,
     /// Receive → fan-out latency.
     pub e2e: Arc<StageStats>,
+    /// CPU time used by each pipeline thread (feed, kernel, signal,
+    /// fan-out), ns; set when the thread ends.
+    pub thread_cpu_ns: [Gauge; 4],
 }
 
 impl Telemetry {
@@ -260,6 +263,7 @@ impl Telemetry {
             signal_lat: Arc::new(StageStats::new("signal")),
             fanout_lat: Arc::new(StageStats::new("fanout")),
             e2e: Arc::new(StageStats::new("e2e")),
+            thread_cpu_ns: Default::default(),
         }
     }
 
