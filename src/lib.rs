@@ -58,6 +58,7 @@ pub mod fanout;
 pub mod feed;
 #[deny(unsafe_code)]
 pub mod instruments;
+pub mod journal;
 #[deny(unsafe_code)]
 pub mod json;
 #[deny(unsafe_code)]
