@@ -65,6 +65,8 @@ pub struct EngineConfig {
     pub kernel: KernelConfig,
     /// Statistics and latency reporting.
     pub telemetry: TelemetryConfig,
+    /// The tick journal.
+    pub journal: JournalSection,
     /// Deliberate faults for validating the harness (off by default).
     pub faults: FaultsConfig,
 }
@@ -81,6 +83,7 @@ impl Default for EngineConfig {
             pipeline: PipelineConfig::default(),
             kernel: KernelConfig::default(),
             telemetry: TelemetryConfig::default(),
+            journal: JournalSection::default(),
             faults: FaultsConfig::default(),
         }
     }
@@ -345,6 +348,71 @@ impl Default for TelemetryConfig {
     }
 }
 
+/// When journaled data is forced to disk (like Kafka's flush settings).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalDurability {
+    /// The OS writes dirty pages back when it likes (a process crash loses
+    /// nothing; a power loss may lose recent ticks).
+    #[default]
+    None,
+    /// A background thread msyncs every `interval_ms`.
+    IntervalMs,
+    /// msync after every `every_n` ticks (on the feed thread).
+    EveryN,
+}
+
+/// What the feed does when a journal append fails (disk full, I/O error).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalOnError {
+    /// Log, count, stop journaling, keep feeding the pipeline and serving
+    /// subscribers.
+    #[default]
+    Continue,
+    /// Log, count, stop reading feeds (nothing unjournaled enters the
+    /// pipeline); subscribers keep being served what was already in flight.
+    StopIngest,
+}
+
+/// `[journal]`: every tick is appended here before the kernel sees it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSection {
+    /// Journal ticks at all.
+    pub enabled: bool,
+    /// Directory (created). `tickwire run --journal-dir` overrides it.
+    pub dir: PathBuf,
+    /// Segment file size, MiB (each segment is fully allocated on creation).
+    pub segment_mb: u64,
+    /// Pages prefaulted ahead of the writer, MiB (keeps page faults off the
+    /// feed thread).
+    pub prefault_mb: u64,
+    /// Durability policy.
+    pub durability: JournalDurability,
+    /// For `interval_ms`: flush period.
+    pub interval_ms: u64,
+    /// For `every_n`: ticks between flushes.
+    pub every_n: u64,
+    /// Policy on append failure.
+    pub on_error: JournalOnError,
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::from("data/journal"),
+            segment_mb: 64,
+            prefault_mb: 16,
+            durability: JournalDurability::None,
+            interval_ms: 100,
+            every_n: 4096,
+            on_error: JournalOnError::Continue,
+        }
+    }
+}
+
 /// `[faults]`: deliberate faults, off by default. The bench harness uses
 /// them to prove that stalls show up in its latency figures.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
@@ -483,6 +551,22 @@ impl EngineConfig {
             return Err(invalid(
                 "pipeline.backoff_park_us",
                 "must be between 1 and 1000000",
+            ));
+        }
+        let j = &self.journal;
+        if j.segment_mb == 0 || j.segment_mb > 16 * 1024 {
+            return Err(invalid("journal.segment_mb", "must be between 1 and 16384"));
+        }
+        if j.durability == JournalDurability::IntervalMs && j.interval_ms == 0 {
+            return Err(invalid(
+                "journal.interval_ms",
+                "must be ≥ 1 with durability = \"interval_ms\"",
+            ));
+        }
+        if j.durability == JournalDurability::EveryN && j.every_n == 0 {
+            return Err(invalid(
+                "journal.every_n",
+                "must be ≥ 1 with durability = \"every_n\"",
             ));
         }
         self.window_ns()?;

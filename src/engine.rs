@@ -15,22 +15,46 @@ use crate::feed::FeedStage;
 use crate::feed::binance::BinanceAdapter;
 use crate::feed::sim::SimSource;
 use crate::instruments::InstrumentRegistry;
+use crate::journal::ticks::TickJournal;
 use crate::kernel::{IndicatorKernel, KernelSetup};
 use crate::pipeline::{Pipeline, Stages, collect_finished};
 use crate::signal::SignalStage;
 use crate::telemetry::{Percentiles, Telemetry, fmt_ns, new_histogram};
 
-/// Builds the four stages for `cfg` with the given fan-out sinks.
+/// Builds the four stages for `cfg` with the given fan-out sinks, and opens
+/// (creating or recovering) the tick journal when it is enabled.
 ///
 /// # Errors
-/// Invalid configuration.
+/// Invalid configuration, or a journal that cannot be opened.
 pub fn build_stages(
     cfg: &EngineConfig,
     clock: Clock,
     sinks: Vec<Box<dyn EventSink>>,
-) -> Result<(Stages, Arc<InstrumentRegistry>), ConfigError> {
-    let registry = Arc::new(cfg.registry()?);
-    let windows = cfg.window_ns()?;
+) -> Result<(Stages, Arc<InstrumentRegistry>), String> {
+    let registry = Arc::new(cfg.registry().map_err(|e| e.to_string())?);
+    let windows = cfg.window_ns().map_err(|e| e.to_string())?;
+    let journal = if cfg.journal.enabled {
+        let (j, rep) = TickJournal::open(&cfg.journal.dir, &cfg.journal, &registry)?;
+        if rep.created {
+            tracing::info!(dir = %cfg.journal.dir.display(), "journal created");
+        } else if rep.is_clean() {
+            tracing::info!(dir = %cfg.journal.dir.display(), records = rep.records_kept, next = rep.next_index, "journal reopened");
+        } else {
+            tracing::warn!(
+                dir = %cfg.journal.dir.display(),
+                kept = rep.records_kept,
+                recovered_uncommitted = rep.recovered_uncommitted,
+                committed_lost = rep.committed_lost,
+                bytes_cut = rep.bytes_cut,
+                first_bad_offset = ?rep.first_bad_offset,
+                first_bad_segment = ?rep.first_bad_segment,
+                "journal recovered after an unclean stop"
+            );
+        }
+        Some(j)
+    } else {
+        None
+    };
     let source: Box<dyn crate::feed::FrameSource> = match cfg.feed.source {
         SourceKind::Sim => {
             let prices: Vec<(String, String)> = cfg
@@ -49,6 +73,8 @@ pub fn build_stages(
     let adapter = Box::new(BinanceAdapter::new(registry.clone(), &cfg.feed.venue));
     let stages = Stages {
         feed: FeedStage::new(source, adapter, clock),
+        journal,
+        journal_on_error: cfg.journal.on_error,
         kernel: IndicatorKernel::new(
             &registry,
             &KernelSetup {
@@ -72,6 +98,10 @@ pub struct RunSummary {
     pub ticks: u64,
     /// Decode errors (all kinds).
     pub errors: u64,
+    /// Ticks appended to the journal.
+    pub journal_records: u64,
+    /// Journal append failures.
+    pub journal_errors: u64,
     /// Ticks consumed by the kernel.
     pub kernel_ticks: u64,
     /// Events consumed by the signal stage.
@@ -86,7 +116,7 @@ pub struct RunSummary {
     pub drops: u64,
     /// CPU time per thread (feed, kernel, signal, fan-out), ns.
     pub thread_cpu_ns: [u64; 4],
-    /// Per-stage percentiles (decode, kernel, signal, fanout, e2e).
+    /// Per-stage percentiles, in [`STAGE_NAMES`] order.
     pub stages: Vec<(&'static str, Percentiles)>,
 }
 
@@ -95,11 +125,13 @@ impl RunSummary {
     pub fn render(&self) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let mut s = format!(
-            "tickwire summary: {:.1}s, {} frames, {} ticks ({:.0} ticks/s), {} events to fan-out, {} bars, {} errors, {} ring-full, {} drops\n",
+            "tickwire summary: {:.1}s, {} frames, {} ticks ({:.0} ticks/s), {} journaled ({} journal errors), {} events to fan-out, {} bars, {} errors, {} ring-full, {} drops\n",
             secs,
             self.frames,
             self.ticks,
             self.ticks as f64 / secs,
+            self.journal_records,
+            self.journal_errors,
             self.fanout_events,
             self.bars,
             self.errors,
@@ -129,7 +161,14 @@ impl RunSummary {
 }
 
 /// Names of the measured stages, in [`Telemetry::stages`] order.
-pub const STAGE_NAMES: [&str; 5] = ["decode", "kernel", "signal", "fanout", "e2e"];
+pub const STAGE_NAMES: [&str; N_STAGES] =
+    ["decode", "journal", "kernel", "signal", "fanout", "e2e"];
+
+/// Number of measured stages.
+pub const N_STAGES: usize = 6;
+
+/// Index of the end-to-end histogram in [`STAGE_NAMES`].
+pub const E2E: usize = 5;
 
 /// One interval of measurements handed to a [`RunOptions::observer`].
 #[derive(Debug)]
@@ -139,7 +178,7 @@ pub struct IntervalSample<'a> {
     /// Interval length.
     pub duration: Duration,
     /// Histograms of this interval, in [`STAGE_NAMES`] order.
-    pub stages: [&'a Histogram<u64>; 5],
+    pub stages: Vec<&'a Histogram<u64>>,
     /// Ticks decoded so far (cumulative).
     pub ticks_total: u64,
 }
@@ -221,8 +260,7 @@ impl Engine {
             sample_interval,
         } = opts;
         let clock = Clock::new();
-        let (stages, registry) =
-            build_stages(&self.cfg, clock, sinks).map_err(|e| e.to_string())?;
+        let (stages, registry) = build_stages(&self.cfg, clock, sinks)?;
         let tel = Arc::new(Telemetry::new(registry.len()));
         let started = Instant::now();
         let (pipeline, done_rx) = Pipeline::spawn(
@@ -240,8 +278,8 @@ impl Engine {
             venue = %self.cfg.feed.venue,
             "tickwire running; Ctrl-C stops"
         );
-        let mut cumulative: Vec<Histogram<u64>> = (0..5).map(|_| new_histogram()).collect();
-        let mut since_log: Vec<Histogram<u64>> = (0..5).map(|_| new_histogram()).collect();
+        let mut cumulative: Vec<Histogram<u64>> = (0..N_STAGES).map(|_| new_histogram()).collect();
+        let mut since_log: Vec<Histogram<u64>> = (0..N_STAGES).map(|_| new_histogram()).collect();
         let log_every = Duration::from_secs(self.cfg.telemetry.stats_interval_secs.max(1));
         let log_stats = self.cfg.telemetry.stats_interval_secs > 0;
         let sample_every = if observer.is_some() {
@@ -267,7 +305,7 @@ impl Engine {
                 next_sample += sample_every;
                 let interval: Vec<Histogram<u64>> =
                     tel.stages().iter().map(|st| st.take_interval()).collect();
-                for i in 0..5 {
+                for i in 0..N_STAGES {
                     let _ = cumulative[i].add(&interval[i]);
                     let _ = since_log[i].add(&interval[i]);
                 }
@@ -275,13 +313,7 @@ impl Engine {
                     obs(&IntervalSample {
                         start: last_sample - started,
                         duration: now - last_sample,
-                        stages: [
-                            &interval[0],
-                            &interval[1],
-                            &interval[2],
-                            &interval[3],
-                            &interval[4],
-                        ],
+                        stages: interval.iter().collect(),
                         ticks_total: tel.feed.ticks.get(),
                     });
                 }
@@ -291,7 +323,7 @@ impl Engine {
                 next_log += log_every;
                 let ticks = tel.feed.ticks.get();
                 let dt = last_log.elapsed().as_secs_f64().max(1e-9);
-                let e2e = Percentiles::of(&since_log[4]);
+                let e2e = Percentiles::of(&since_log[E2E]);
                 tracing::info!(
                     "stats: {:.0} msg/s, e2e p50 {} p99 {} p99.9 {}, ring max {}/{}/{}, errors {}, ring-full {}, drops {}",
                     (ticks - last_ticks) as f64 / dt,
@@ -326,14 +358,14 @@ impl Engine {
         // becomes a final interval, so observers see every sample.
         let tail: Vec<Histogram<u64>> = tel.stages().iter().map(|st| st.take_interval()).collect();
         if tail.iter().any(|h| !h.is_empty()) {
-            for i in 0..5 {
+            for i in 0..N_STAGES {
                 let _ = cumulative[i].add(&tail[i]);
             }
             if let Some(obs) = observer.as_mut() {
                 obs(&IntervalSample {
                     start: last_sample - started,
                     duration: Instant::now() - last_sample,
-                    stages: [&tail[0], &tail[1], &tail[2], &tail[3], &tail[4]],
+                    stages: tail.iter().collect(),
                     ticks_total: tel.feed.ticks.get(),
                 });
             }
@@ -343,6 +375,8 @@ impl Engine {
             frames: tel.feed.frames.get(),
             ticks: tel.feed.ticks.get(),
             errors: tel.feed.decode_errors.get() + tel.feed.decimal_errors.get(),
+            journal_records: tel.feed.journal_records.get(),
+            journal_errors: tel.feed.journal_errors.get(),
             kernel_ticks: tel.kernel.ticks.get(),
             signal_events: tel.signal.events.get(),
             fanout_events: tel.fanout.market_events.get() + tel.fanout.signal_events.get(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tickwire::bench::{BenchMode, BenchSpec, read_summary, run_bench};
 use tickwire::config::EngineConfig;
+use tickwire::engine::E2E;
 use tickwire::report::{load_run, run_percentiles, write_report};
 
 fn spec(mode: BenchMode, rate: f64, messages: u64, seconds: u64, out: &Path) -> BenchSpec {
@@ -24,6 +25,7 @@ fn spec(mode: BenchMode, rate: f64, messages: u64, seconds: u64, out: &Path) -> 
         interval: Duration::from_millis(200),
         out: out.to_path_buf(),
         progress: false,
+        keep_journal: false,
     }
 }
 
@@ -43,7 +45,7 @@ fn short_run_writes_summary_and_hlog_that_the_report_reads_back() {
     // summary.json round-trips and names every stage.
     let back = read_summary(&a).unwrap();
     let names: Vec<_> = back.stages.iter().map(|s| s.stage.as_str()).collect();
-    assert_eq!(names, ["decode", "kernel", "signal", "fanout", "e2e"]);
+    assert_eq!(names, ["decode", "journal", "kernel", "signal", "fanout", "e2e"]);
     assert_eq!(back.config["feed"]["sim"]["messages"], 100_000);
     assert!(back.machine.cores >= 1);
 
@@ -57,7 +59,7 @@ fn short_run_writes_summary_and_hlog_that_the_report_reads_back() {
         let e2e = &run.intervals["e2e"];
         assert!(e2e.len() >= 2, "several intervals");
         let total: u64 = e2e.iter().map(|i| i.p.count).sum();
-        assert_eq!(total, sum.stages[4].latency_ns.count);
+        assert_eq!(total, sum.stages[E2E].latency_ns.count);
     }
 
     let out = dir.path().join("report");
@@ -65,7 +67,7 @@ fn short_run_writes_summary_and_hlog_that_the_report_reads_back() {
     assert_eq!(runs.len(), 2);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## Comparison"), "{md}");
-    let p50 = tickwire::telemetry::fmt_ns(sa.stages[4].latency_ns.p50);
+    let p50 = tickwire::telemetry::fmt_ns(sa.stages[E2E].latency_ns.p50);
     assert!(
         md.contains(&p50),
         "report shows the summary's e2e p50 {p50}:\n{md}"
@@ -93,6 +95,7 @@ fn injected_feed_stall_shows_in_corrected_latency_only() {
     // Same run, but receive times stamped when read (what a naive harness
     // does): the feed thread's stall delays reading, so it is invisible.
     let mut naive_cfg = base.clone();
+    naive_cfg.journal.enabled = false;
     naive_cfg.feed.sim.stamp_scheduled = false;
     let s = spec(BenchMode::Latency, 10_000.0, 0, 2, &dir.path().join("n"));
     let mut cfg = tickwire::bench::bench_config(&naive_cfg, &s).unwrap();
@@ -104,8 +107,8 @@ fn injected_feed_stall_shows_in_corrected_latency_only() {
             std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         )
         .unwrap();
-    let c_max = corrected.stages[4].latency_ns.max;
-    let n_max = naive.stages[4].1.max;
+    let c_max = corrected.stages[E2E].latency_ns.max;
+    let n_max = naive.stages[E2E].1.max;
     let stall_ns = stall_ms * 1_000_000;
     // Messages due at the start of the stall wait for all of it.
     assert!(

@@ -70,6 +70,8 @@ pub struct BenchSpec {
     pub out: PathBuf,
     /// Show a progress bar (terminal only).
     pub progress: bool,
+    /// Keep the run's journal (`<out>/journal`) instead of deleting it.
+    pub keep_journal: bool,
 }
 
 /// Facts about the machine, recorded in every summary.
@@ -213,6 +215,11 @@ pub fn bench_config(base: &EngineConfig, spec: &BenchSpec) -> Result<EngineConfi
     if let Some(r) = spec.ring_capacity {
         cfg.pipeline.ring_capacity = r;
     }
+    if cfg.journal.enabled {
+        // Journal into the output directory; removed after the run unless
+        // the caller keeps it (see `run_bench`).
+        cfg.journal.dir = spec.out.join("journal");
+    }
     if spec.messages == 0 && spec.seconds == 0 {
         return Err("give --messages N or --seconds T".into());
     }
@@ -227,6 +234,10 @@ pub fn bench_config(base: &EngineConfig, spec: &BenchSpec) -> Result<EngineConfi
 /// I/O errors on the output directory, config errors, pipeline failure.
 pub fn run_bench(base: &EngineConfig, spec: &BenchSpec) -> Result<BenchSummary, String> {
     let cfg = bench_config(base, spec)?;
+    if cfg.journal.enabled && cfg.journal.dir.join("meta.json").exists() {
+        // A previous run's journal in the same output directory.
+        let _ = std::fs::remove_dir_all(&cfg.journal.dir);
+    }
     std::fs::create_dir_all(&spec.out)
         .map_err(|e| format!("cannot create {}: {e}", spec.out.display()))?;
     let hlog_path = spec.out.join("latency.hlog");
@@ -253,7 +264,7 @@ pub fn run_bench(base: &EngineConfig, spec: &BenchSpec) -> Result<BenchSummary, 
         let target = spec.messages;
         let pb = progress.clone();
         let observer = Box::new(|s: &IntervalSample<'_>| {
-            for (name, h) in STAGE_NAMES.iter().zip(s.stages) {
+            for (name, h) in STAGE_NAMES.iter().zip(s.stages.iter()) {
                 if h.is_empty() {
                     continue;
                 }
@@ -279,6 +290,9 @@ pub fn run_bench(base: &EngineConfig, spec: &BenchSpec) -> Result<BenchSummary, 
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
+    if cfg.journal.enabled && !spec.keep_journal {
+        let _ = std::fs::remove_dir_all(&cfg.journal.dir);
+    }
     out.flush()
         .map_err(|e| format!("writing {}: {e}", hlog_path.display()))?;
     if let Some(e) = write_err {
@@ -287,6 +301,7 @@ pub fn run_bench(base: &EngineConfig, spec: &BenchSpec) -> Result<BenchSummary, 
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
     let counts = [
         summary.frames,
+        summary.journal_records,
         summary.kernel_ticks,
         summary.signal_events,
         summary.fanout_events,
@@ -414,6 +429,7 @@ mod tests {
             interval: Duration::from_secs(1),
             out: PathBuf::from("/tmp/x"),
             progress: false,
+            keep_journal: false,
         };
         assert!(bench_config(&base, &spec).unwrap_err().contains("--rate"));
         spec.rate = 5000.0;

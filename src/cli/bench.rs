@@ -66,6 +66,9 @@ pub struct BenchArgs {
     /// Interval of the histograms in the .hlog, ms.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub interval_ms: u64,
+    /// Keep the run's tick journal (<out>/journal) instead of deleting it.
+    #[arg(long)]
+    pub keep_journal: bool,
     /// Output directory (created).
     #[arg(long, short = 'o', value_name = "DIR", default_value = "bench-out")]
     pub out: PathBuf,
@@ -133,6 +136,7 @@ pub fn cmd_bench(a: BenchArgs) -> Result<i32> {
             interval: Duration::from_millis(a.interval_ms.max(10)),
             out: out.clone(),
             progress: true,
+            keep_journal: a.keep_journal,
         };
         let s = run_bench(&cfg, &spec).map_err(anyhow::Error::msg)?;
         let e2e = s.stages.iter().find(|x| x.stage == "e2e");

@@ -68,6 +68,12 @@ struct RunArgs {
     /// Simulator message rate per second (0 = as fast as possible).
     #[arg(long, value_name = "MSGS")]
     sim_rate: Option<f64>,
+    /// Journal directory (overrides journal.dir).
+    #[arg(long, value_name = "DIR")]
+    journal_dir: Option<PathBuf>,
+    /// Do not journal ticks in this run.
+    #[arg(long, conflicts_with = "journal_dir")]
+    no_journal: bool,
     /// Write events to stdout as JSON lines: comma list of trades, quotes,
     /// book, bars, anomalies, or all. Logs go to stderr.
     #[arg(long, value_name = "ITEMS")]
@@ -158,6 +164,13 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
             bail!("--sim-rate must be ≥ 0 (0 = as fast as possible)");
         }
         cfg.feed.sim.rate = r;
+    }
+    if let Some(d) = &a.journal_dir {
+        cfg.journal.dir = d.clone();
+        cfg.journal.enabled = true;
+    }
+    if a.no_journal {
+        cfg.journal.enabled = false;
     }
     cfg.validate()?;
     init_tracing(&cfg.engine.log_level);

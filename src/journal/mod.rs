@@ -106,6 +106,7 @@ mod reader;
 mod recovery;
 mod segment;
 mod sys;
+pub mod ticks;
 mod tools;
 mod writer;
 

@@ -99,7 +99,7 @@ pub fn load_run(path: &Path) -> Result<Run, String> {
     })
 }
 
-const STAGE_ORDER: [&str; 5] = ["decode", "kernel", "signal", "fanout", "e2e"];
+const STAGE_ORDER: [&str; 6] = ["decode", "journal", "kernel", "signal", "fanout", "e2e"];
 
 fn stages_of(run: &Run) -> Vec<&str> {
     let mut v: Vec<&str> = STAGE_ORDER
