@@ -45,7 +45,10 @@ fn short_run_writes_summary_and_hlog_that_the_report_reads_back() {
     // summary.json round-trips and names every stage.
     let back = read_summary(&a).unwrap();
     let names: Vec<_> = back.stages.iter().map(|s| s.stage.as_str()).collect();
-    assert_eq!(names, ["decode", "journal", "kernel", "signal", "fanout", "e2e"]);
+    assert_eq!(
+        names,
+        ["decode", "journal", "kernel", "signal", "fanout", "e2e"]
+    );
     assert_eq!(back.config["feed"]["sim"]["messages"], 100_000);
     assert!(back.machine.cores >= 1);
 

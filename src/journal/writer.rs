@@ -513,7 +513,7 @@ impl JournalWriter {
             state: Mutex::new(State {
                 active: Arc::clone(&active),
                 next: None,
-                retired: Vec::new(),
+                retired: Vec::with_capacity(16), // roll-over pushes without allocating
                 next_failed: false,
                 generation: 0,
             }),
