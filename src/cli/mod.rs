@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, subcommands.
 
 mod bench;
+mod journal;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,9 @@ enum Command {
     /// Turn bench outputs into Markdown/HTML tables and SVG plots; two
     /// inputs are compared side by side.
     Report(bench::ReportArgs),
+    /// Inspect, verify, export and tail tick journals.
+    #[command(subcommand)]
+    Journal(journal::JournalCmd),
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +92,7 @@ pub fn main() -> i32 {
         Command::Run(a) => cmd_run(a),
         Command::Bench(a) => bench::cmd_bench(a),
         Command::Report(a) => bench::cmd_report(a),
+        Command::Journal(c) => journal::cmd_journal(c),
     };
     match res {
         Ok(code) => code,
