@@ -1,5 +1,7 @@
 //! Command-line interface: one binary, subcommands.
 
+mod import;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +34,18 @@ enum Command {
     /// Stops on Ctrl-C / SIGTERM (a second Ctrl-C forces exit) or after
     /// --duration seconds, draining every ring first.
     Run(RunArgs),
+    /// Journal tools.
+    #[command(subcommand)]
+    Journal(JournalCmd),
+}
+
+/// `tickwire journal ...` subcommands.
+#[derive(Debug, Subcommand)]
+enum JournalCmd {
+    /// Decode a recorded capture (hftbacktest, cryptofeed, Tardis CSV, raw
+    /// frames) with the venue adapters and write normalized ticks as JSON
+    /// lines to stdout; counts go to stderr.
+    Import(import::ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +86,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Run(a) => cmd_run(a),
+        Command::Journal(JournalCmd::Import(a)) => import::cmd_import(a),
     };
     match res {
         Ok(code) => code,
