@@ -561,4 +561,80 @@ mod tests {
             Err(ImportError::NoSymbols { .. })
         ));
     }
+
+    /// Real frames of every venue, truncated or with a byte changed, never
+    /// panic an adapter (they decode, are control, or are errors).
+    mod never_panic {
+        use super::*;
+        use proptest::prelude::*;
+
+        const FRAMES: [(ImportVenue, &str); 8] = [
+            (
+                ImportVenue::Binance,
+                r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}"#,
+            ),
+            (
+                ImportVenue::Binance,
+                r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161255308,"s":"BTCUSDT","U":50093239203,"u":50093239207,"b":[["55653.87000000","0.00000000"]],"a":[["61838.04000000","0.32332000"],["61844.30000000","0.40163000"]]}}"#,
+            ),
+            (
+                ImportVenue::BinanceUsdm,
+                r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":5123107839020,"s":"BTCUSDT","b":"61800.20","B":"2.507","a":"61800.30","A":"2.510","T":1723161256313,"E":1723161256313}}"#,
+            ),
+            (
+                ImportVenue::BybitLinear,
+                r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1786310819681,"data":[{"T":1786310819680,"s":"BTCUSDT","S":"Sell","v":"0.004","p":"65114.20","L":"MinusTick","i":"a9188a0a-82bc-50de-be60-03eedbe3cdd7","BT":false,"RPI":false,"seq":753843954913}]}"#,
+            ),
+            (
+                ImportVenue::BybitLinear,
+                r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","bid1Price":"65114.20","bid1Size":"6.054","ask1Price":"65114.30","ask1Size":"10.486"},"cs":753843907770,"ts":1786310817883}"#,
+            ),
+            (
+                ImportVenue::Coinbase,
+                r#"{"channel":"market_trades","timestamp":"2026-08-09T21:05:48.251397169Z","sequence_num":9,"events":[{"type":"update","trades":[{"product_id":"BTC-USD","trade_id":"1068572091","price":"65083.67","size":"0.01034361","time":"2026-08-09T21:05:48.167634Z","side":"SELL"}]}]}"#,
+            ),
+            (
+                ImportVenue::Coinbase,
+                r#"{"channel":"l2_data","timestamp":"2026-08-09T21:05:48.505350477Z","sequence_num":14,"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid","event_time":"2026-08-09T21:05:48.210883Z","price_level":"65062.5","new_quantity":"0.00583"}]}]}"#,
+            ),
+            (
+                ImportVenue::Polygon,
+                r#"[{"ev":"T","sym":"AAPL","i":"5096","x":10,"p":161.87,"s":300,"c":[14,41],"t":1651684192462,"q":4009402,"z":3},{"ev":"Q","sym":"AAPL","bx":19,"bp":155.85,"bs":4,"ax":15,"ap":155.87,"as":3,"t":1652191872800,"q":19288684}]"#,
+            ),
+        ];
+
+        fn registry() -> Arc<InstrumentRegistry> {
+            let mut r = InstrumentRegistry::new();
+            for k in [
+                "BINANCE:BTCUSDT",
+                "BINANCE-USDM:BTCUSDT",
+                "BYBIT-LINEAR:BTCUSDT",
+                "COINBASE:BTC-USD",
+                "POLYGON:AAPL",
+            ] {
+                r.add(k, 8, 8, None).unwrap();
+            }
+            Arc::new(r)
+        }
+
+        proptest! {
+            #[test]
+            fn mutated_real_frames(which in 0usize..FRAMES.len(), cut in 0usize..400, at in 0usize..400, byte in any::<u8>()) {
+                let (venue, f) = FRAMES[which];
+                let reg = registry();
+                let mut a = venue.adapter(reg);
+                let c = FeedCounters::default();
+                let mut out = Vec::new();
+                // The intact frame decodes to data.
+                prop_assert!(matches!(a.decode(f.as_bytes(), 1, &mut out, &c), Ok(Decoded::Data(n)) if n > 0));
+                let mut m = f.as_bytes().to_vec();
+                m.truncate(cut.max(1).min(m.len()));
+                let _ = a.decode(&m, 1, &mut out, &c);
+                let mut m = f.as_bytes().to_vec();
+                let i = at % m.len();
+                m[i] = byte;
+                let _ = a.decode(&m, 1, &mut out, &c);
+            }
+        }
+    }
 }
