@@ -116,24 +116,22 @@ impl std::fmt::Display for CaptureFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The file could not be opened.
-    #[error("cannot open capture '{path}': {source} (check the path and permissions)")]
+    #[error("cannot open capture '{path}': {err} (check the path and permissions)")]
     Open {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: io::Error,
+        /// The OS error (part of the message, not a separate source).
+        err: io::Error,
     },
     /// Reading failed midway (truncated gzip, I/O error).
-    #[error(
-        "reading capture '{path}' failed after {lines} lines: {source} (is the file truncated?)"
-    )]
+    #[error("reading capture '{path}' failed after {lines} lines: {err} (is the file truncated?)")]
     Read {
         /// The file.
         path: PathBuf,
         /// Lines read before the failure.
         lines: u64,
-        /// The error.
-        source: io::Error,
+        /// The error (part of the message, not a separate source).
+        err: io::Error,
     },
     /// The CSV header is not a Tardis trades or quotes header.
     #[error(
@@ -198,9 +196,9 @@ struct Opened {
 /// Opens `path` as buffered lines, decompressing gzip if the file starts
 /// with the gzip magic.
 fn open_lines(path: &Path) -> Result<Opened, CaptureError> {
-    let open_err = |source| CaptureError::Open {
+    let open_err = |err| CaptureError::Open {
         path: path.to_path_buf(),
-        source,
+        err,
     };
     let file = File::open(path).map_err(open_err)?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -400,10 +398,10 @@ impl CaptureReader {
     /// The I/O error that ended the capture early, if any. A reader that
     /// hit an error returns [`SourcePoll::Done`].
     pub fn take_error(&mut self) -> Option<CaptureError> {
-        self.error.take().map(|source| CaptureError::Read {
+        self.error.take().map(|err| CaptureError::Read {
             path: self.path.clone(),
             lines: self.stats.lines,
-            source,
+            err,
         })
     }
 
@@ -715,10 +713,10 @@ impl TardisCsvReader {
             len: total,
         } = open_lines(path)?;
         let mut line = Vec::with_capacity(4096);
-        let got = read_line(&mut *input, &mut line).map_err(|source| CaptureError::Read {
+        let got = read_line(&mut *input, &mut line).map_err(|err| CaptureError::Read {
             path: path.to_path_buf(),
             lines: 0,
-            source,
+            err,
         })?;
         let header = String::from_utf8_lossy(&line).into_owned();
         let bad = || CaptureError::TardisHeader {
@@ -803,10 +801,10 @@ impl TardisCsvReader {
 
     /// The I/O error that ended the file early, if any.
     pub fn take_error(&mut self) -> Option<CaptureError> {
-        self.error.take().map(|source| CaptureError::Read {
+        self.error.take().map(|err| CaptureError::Read {
             path: self.path.clone(),
             lines: self.stats.lines,
-            source,
+            err,
         })
     }
 
