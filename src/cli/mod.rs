@@ -2,6 +2,7 @@
 
 mod bench;
 mod journal;
+mod import;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
