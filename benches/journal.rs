@@ -28,7 +28,15 @@ fn section(d: JournalDurability) -> JournalSection {
 }
 
 fn tick(i: u64) -> Tick {
-    Tick::trade(InstrumentId(0), i as i64, i as i64, 6_183_763 + (i % 100) as i64, 1_000, Side::Buy, i)
+    Tick::trade(
+        InstrumentId(0),
+        i as i64,
+        i as i64,
+        6_183_763 + (i % 100) as i64,
+        1_000,
+        Side::Buy,
+        i,
+    )
 }
 
 fn append_n(j: &mut TickJournal, n: u64, base: u64) -> Duration {

@@ -1,16 +1,16 @@
 //! `tickwire journal import`: decode a recorded capture with the venue
 //! adapters and write normalized ticks.
 //!
-//! Output today: JSON lines (the EVENTS.md schema, `json::write_tick`) on
-//! stdout. The decode loop is `tickwire::feed::import`; a journal writer
-//! will take the place of the JSON output.
+//! Output: a tick journal (`--out DIR`) or JSON lines (the EVENTS.md
+//! schema, `json::write_tick`) on stdout (`--out -`). The decode loop is
+//! `tickwire::feed::import`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -18,6 +18,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tickwire::config::EngineConfig;
 use tickwire::feed::capture::CaptureFormat;
 use tickwire::feed::import::{ImportVenue, Importer, RegistrySource, registry_for_import};
+use tickwire::journal::ticks::TickJournal;
 use tickwire::json::{JsonContext, write_tick};
 
 /// Arguments of `journal import`.
@@ -51,9 +52,10 @@ pub struct ImportArgs {
     /// precision 8/8.
     #[arg(long, short = 'c', value_name = "PATH")]
     config: Option<PathBuf>,
-    /// Where the ticks go: `-` = JSON lines on stdout (the only output until
-    /// the journal writer lands).
-    #[arg(long, value_name = "PATH", default_value = "-")]
+    /// Where the ticks go: a journal directory (created, or appended to when
+    /// it holds a journal with the same instruments), or `-` for JSON lines
+    /// on stdout.
+    #[arg(long, value_name = "DIR|-", default_value = "-")]
     out: String,
 }
 
@@ -76,12 +78,6 @@ fn load_registry(
 
 /// Runs `journal import`; returns the exit code.
 pub fn cmd_import(a: ImportArgs) -> Result<i32> {
-    if a.out != "-" {
-        bail!(
-            "--out {}: only '-' (JSON lines on stdout) is supported for now; redirect stdout to a file",
-            a.out
-        );
-    }
     super::init_tracing("warn");
     let configured = load_registry(a.config.as_deref())?;
     let (registry, source) = registry_for_import(&a.file, a.format, a.venue, configured.as_ref())?;
@@ -116,16 +112,40 @@ pub fn cmd_import(a: ImportArgs) -> Result<i32> {
         bar.set_style(style);
     }
 
+    let mut journal = if a.out == "-" {
+        None
+    } else {
+        let sec = tickwire::config::JournalSection::default();
+        let (j, rep) =
+            TickJournal::open(Path::new(&a.out), &sec, &registry).map_err(anyhow::Error::msg)?;
+        if !rep.created {
+            eprintln!(
+                "import: appending to the existing journal {} (next index {})",
+                a.out, rep.next_index
+            );
+        }
+        Some(j)
+    };
     let ctx = JsonContext::new((*registry).clone(), &[]);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut line = Vec::with_capacity(512);
     let mut batches = 0u64;
     let mut closed = false;
+    let mut journaled = 0u64;
     while let Some(ticks) = imp.next_batch() {
         batches += 1;
         if batches % 1024 == 0 {
             bar.set_position(bytes.load(Ordering::Relaxed));
+        }
+        if let Some(j) = journal.as_mut() {
+            for t in ticks {
+                j.append(t)
+                    .map_err(|e| anyhow::anyhow!("journal {}: append failed: {e:?}", a.out))?;
+            }
+            j.commit();
+            journaled += ticks.len() as u64;
+            continue;
         }
         if closed {
             continue;
@@ -144,7 +164,11 @@ pub fn cmd_import(a: ImportArgs) -> Result<i32> {
             }
         }
     }
-    if !closed {
+    if let Some(mut j) = journal.take() {
+        j.flush()
+            .map_err(|e| anyhow::anyhow!("journal {}: {e}", a.out))?;
+        eprintln!("import: {journaled} ticks written to the journal {}", a.out);
+    } else if !closed {
         if let Err(e) = out.flush() {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
                 return Err(e).context("writing ticks to stdout");

@@ -1,8 +1,8 @@
 //! Command-line interface: one binary, subcommands.
 
 mod bench;
-mod journal;
 mod import;
+mod journal;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
