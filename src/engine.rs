@@ -55,7 +55,7 @@ pub fn build_stages(
                 windows_ns: windows,
             },
         ),
-        signal: SignalStage::new(&registry),
+        signal: SignalStage::new(cfg, &registry)?,
         fanout: FanoutStage::new(&registry, sinks),
     };
     Ok((stages, registry))
