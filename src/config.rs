@@ -885,6 +885,7 @@ impl EngineConfig {
         self.window_ns()?;
         self.registry()?;
         self.validate_calendars()?;
+        crate::signal::SignalStage::check_config(self, &reg)?;
         Ok(())
     }
 
@@ -903,10 +904,6 @@ impl EngineConfig {
                     format!("calendars[{i}].name"),
                     format!("'{}' is used twice", c.name),
                 ));
-            }
-            if c.kind == CalendarKind::Exchange {
-                crate::signal::calendar::check_config(c)
-                    .map_err(|m| invalid(format!("calendars[{i}]"), m))?;
             }
         }
         Ok(())
@@ -1049,6 +1046,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("instruments[0].symbol"), "{e}");
+    }
+
+    #[test]
+    fn signal_sections_are_validated() {
+        let err = |t: &str| parse(t).unwrap_err().to_string();
+        let e = err("[[signal.strategies]]\nname = \"x\"\nkind = \"rsi_reversion\"\nfast = 3\n");
+        assert!(e.contains("signal.strategies[0].fast"), "{e}");
+        let e = err("[[signal.strategies]]\nname = \"x\"\nkind = \"bollinger\"\nwindow = \"7m\"\n");
+        assert!(e.contains("signal.strategies[0].window"), "{e}");
+        let e = err(
+            "[[signal.strategies]]\nname = \"x\"\nkind = \"ma_crossover\"\nfast = 30\nslow = 10\n",
+        );
+        assert!(e.contains("signal.strategies[0].fast"), "{e}");
+        let e = err("[[signal.strategies]]\nname = \"x\"\nkind = \"nope\"\n");
+        assert!(e.contains("nope"), "{e}");
+        let e = err("[signal]\nthreshold = 1.5\n");
+        assert!(e.contains("signal.threshold"), "{e}");
+        let e = err("[signal]\nbogus = 1\n");
+        assert!(e.contains("bogus"), "{e}");
+        let e = err("[risk]\nmax_open_orders = 0\n");
+        assert!(e.contains("risk.max_open_orders"), "{e}");
+        let e = err("[risk.max_position]\n\"SIM:BTCUSDT\" = \"0.000001\"\n");
+        assert!(e.contains("risk.max_position"), "{e}");
+        let e = err("[broker]\ninitial_cash = \"abc\"\n");
+        assert!(e.contains("broker.initial_cash"), "{e}");
+        let e = err("[[calendars]]\nname = \"x\"\nkind = \"exchange\"\ntimezone = \"Mars/Base\"\n");
+        assert!(e.contains("calendars") && e.contains("Mars/Base"), "{e}");
+        let e = err("[[calendars]]\nname = \"x\"\nkind = \"exchange\"\nregular_open = \"9:30\"\n");
+        assert!(e.contains("HH:MM"), "{e}");
+        // A valid custom setup loads.
+        let c = parse(
+            "[[signal.strategies]]\nname = \"s\"\nkind = \"ma_crossover\"\nma = \"sma\"\nfast = 5\nslow = 20\nwindow = \"5m\"\norder_type = \"limit\"\nlimit_offset_bps = 2.5\n[broker]\nsizing = \"equity_pct\"\nequity_pct = 2.0\n",
+        )
+        .unwrap();
+        assert_eq!(c.signal.strategies.len(), 1);
+        assert_eq!(c.broker.sizing, SizingMode::EquityPct);
     }
 
     #[test]

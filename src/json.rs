@@ -537,6 +537,103 @@ mod tests {
     }
 
     #[test]
+    fn decision_events_match_signals_md() {
+        use crate::signal::events::*;
+        use crate::signal::money::{Amount, MONEY_ONE};
+        let c = ctx().with_decision_names(vec!["ema_cross".into()], vec!["crypto".into()]);
+        let sig = SignalEvent {
+            id: 7,
+            ts_ns: 1_723_161_300_000_000_000,
+            price: 6_184_210,
+            strength: 0.75,
+            values: [61840.5, 61830.25, f64::NAN],
+            instrument: InstrumentId(0),
+            strategy: 0,
+            kind: StrategyKind::MaCrossover,
+            side: Side::Buy,
+            reason: SignalReason::MaCrossUp,
+            window_idx: 0,
+            is_final: true,
+        };
+        let mut out = Vec::new();
+        write_signal(&mut out, &c, &sig);
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"signal","symbol":"BINANCE:BTCUSDT","ts_event":1723161300000000000i64,
+                "signal_id":7,"strategy":"ema_cross","kind":"ma_crossover","side":"buy","strength":0.75,
+                "reason":"ma_cross_up","window":"1m","final":true,"price":"61842.10","fast":61840.5,"slow":61830.25})
+        );
+        out.clear();
+        let rej = RejectionEvent {
+            signal: sig,
+            rule: RiskRule::PositionLimit,
+            value: Amount::new(150_000),
+            limit: Amount::new(100_000),
+        };
+        write_rejection(&mut out, &c, &rej);
+        let v = parse(&out);
+        assert_eq!(v["type"], "signal_rejected");
+        assert_eq!(v["rule"], "position_limit");
+        assert_eq!(v["value"], "1.50000");
+        assert_eq!(v["limit"], "1.00000");
+        out.clear();
+        let fill = FillEvent {
+            id: 3,
+            order_id: 2,
+            ts_ns: 5,
+            price: 6_184_382,
+            ref_price: 6_183_763,
+            qty: 1_617,
+            leaves: 0,
+            position: -1_617,
+            fee: Amount::new(MONEY_ONE / 100),
+            realized: Amount::new(-MONEY_ONE * 3 / 2),
+            instrument: InstrumentId(0),
+            strategy: 0,
+            side: Side::Sell,
+            liquidity: Liquidity::Taker,
+        };
+        write_fill(&mut out, &c, &fill);
+        let v = parse(&out);
+        assert_eq!(v["price"], "61843.82");
+        assert_eq!(v["qty"], "0.01617");
+        assert_eq!(v["position"], "-0.01617");
+        assert_eq!(v["fee"], "0.01");
+        assert_eq!(v["realized_pnl"], "-1.50");
+        assert_eq!(v["liquidity"], "taker");
+        out.clear();
+        let p = PortfolioEvent {
+            ts_ns: 9,
+            cash: Amount::new(100_000 * MONEY_ONE),
+            equity: Amount::new(100_000 * MONEY_ONE + 1),
+            avg_price: f64::NAN,
+            trigger: SnapshotTrigger::Interval,
+            ..PortfolioEvent::default()
+        };
+        write_portfolio(&mut out, &c, &p);
+        let v = parse(&out);
+        assert_eq!(v["cash"], "100000.00");
+        assert_eq!(v["equity"], "100000.000000000000000001");
+        assert!(v.get("symbol").is_none() && v.get("position").is_none());
+        assert_eq!(v["trigger"], "interval");
+        out.clear();
+        let m = MarketStatusEvent {
+            since_ns: i64::MIN,
+            ts_ns: 11,
+            next_change_ns: i64::MAX,
+            calendar: 0,
+            session: Session::Continuous,
+            previous: Session::Closed,
+        };
+        write_market_status(&mut out, &c, &m);
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"market_status","market":"crypto","ts_event":11,
+                "status":"continuous","open":true,"previous":"closed"})
+        );
+    }
+
+    #[test]
     fn error_escapes() {
         let mut out = Vec::new();
         write_error(&mut out, "bad", "a \"quoted\"\nline\u{1}");

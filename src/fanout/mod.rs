@@ -256,6 +256,9 @@ mod tests {
         let f = DumpFilter::parse("trades, bars").unwrap();
         assert!(f.trades && f.bars && !f.quotes && !f.book);
         assert!(DumpFilter::parse("all").unwrap().book);
+        let d = DumpFilter::parse("signals,orders,fills,portfolio,market_status").unwrap();
+        assert!(d.signals && d.orders && d.fills && d.portfolio && d.market_status);
+        assert!(!d.trades && !d.bars);
         let e = DumpFilter::parse("trades,nope").unwrap_err();
         assert!(e.contains("nope") && e.contains("known"));
     }

@@ -369,12 +369,24 @@ impl PaperBroker {
         }
         let (px, avail, used) = if b.has_quote {
             if buy {
-                (b.ask, b.ask_size - b.ask_used, &mut b.ask_used)
+                (
+                    b.ask,
+                    b.ask_size.saturating_sub(b.ask_used),
+                    &mut b.ask_used,
+                )
             } else {
-                (b.bid, b.bid_size - b.bid_used, &mut b.bid_used)
+                (
+                    b.bid,
+                    b.bid_size.saturating_sub(b.bid_used),
+                    &mut b.bid_used,
+                )
             }
         } else {
-            (b.last, b.last_size - b.last_used, &mut b.last_used)
+            (
+                b.last,
+                b.last_size.saturating_sub(b.last_used),
+                &mut b.last_used,
+            )
         };
         if px <= 0 || avail <= 0 {
             return None;

@@ -278,19 +278,28 @@ pub struct Calendars {
 
 impl Calendars {
     /// Builds every calendar and maps instruments (by venue) to them.
-    /// Instruments of a venue no calendar lists trade 24/7.
+    /// Instruments of a venue no calendar lists trade 24/7. With `expand`
+    /// false, calendars are only checked (tables stay empty: validation).
     ///
     /// # Errors
-    /// `calendars[i].<key>: message`.
+    /// `calendars[i] (name): message`.
     pub fn new(
         cfgs: &[CalendarConfig],
         registry: &crate::instruments::InstrumentRegistry,
+        expand: bool,
     ) -> Result<Self, String> {
         let mut tables = Vec::new();
         for (i, c) in cfgs.iter().enumerate() {
-            tables.push(
-                SessionTable::build(c).map_err(|m| format!("calendars[{i}] ({}): {m}", c.name))?,
-            );
+            let err = |m: String| format!("calendars[{i}] ({}): {m}", c.name);
+            let t = if expand {
+                SessionTable::build(c).map_err(err)?
+            } else {
+                if c.kind == CalendarKind::Exchange {
+                    check_config(c).map_err(err)?;
+                }
+                SessionTable::continuous()
+            };
+            tables.push(t);
         }
         let by_instrument = registry
             .iter()

@@ -134,6 +134,7 @@ pub struct SignalStage {
     inv_scale: Vec<f64>,
     events: u64,
     slots: Vec<Slot>,
+    tick_slots: bool,
     local: LocalIndicators,
     broker: PaperBroker,
     portfolio: Portfolio,
@@ -275,6 +276,26 @@ impl SignalStage {
     /// # Errors
     /// The first invalid key, named `section.key`.
     pub fn new(cfg: &EngineConfig, registry: &InstrumentRegistry) -> Result<Self, ConfigError> {
+        Self::build(cfg, registry, true)
+    }
+
+    /// Checks the stage's config sections as [`SignalStage::new`] would,
+    /// without expanding calendars (cheap enough for config validation).
+    ///
+    /// # Errors
+    /// The first invalid key, named `section.key`.
+    pub fn check_config(
+        cfg: &EngineConfig,
+        registry: &InstrumentRegistry,
+    ) -> Result<(), ConfigError> {
+        Self::build(cfg, registry, false).map(|_| ())
+    }
+
+    fn build(
+        cfg: &EngineConfig,
+        registry: &InstrumentRegistry,
+        expand_calendars: bool,
+    ) -> Result<Self, ConfigError> {
         let n = registry.len();
         let sc = &cfg.signal;
         let windows = cfg.window_ns()?;
@@ -478,8 +499,8 @@ impl SignalStage {
         if cfg.calendars.len() > usize::from(u8::MAX) {
             return Err(invalid("calendars", "at most 255 calendars"));
         }
-        let calendars =
-            Calendars::new(&cfg.calendars, registry).map_err(|m| invalid("calendars", m))?;
+        let calendars = Calendars::new(&cfg.calendars, registry, expand_calendars)
+            .map_err(|m| invalid("calendars", m))?;
         // Track only calendars some instrument uses, in config order.
         let mut used: Vec<u8> = (0..n).filter_map(|i| calendars.of_instrument(i)).collect();
         used.sort_unstable();
@@ -499,6 +520,11 @@ impl SignalStage {
             .map(|i| (i.price_precision, i.size_precision))
             .collect();
         let sample_ns = (sc.equity_sample_secs.max(1) as i64).saturating_mul(1_000_000_000);
+        let (log_cap, curve_cap) = if expand_calendars {
+            (sc.trade_log_capacity, sc.equity_curve_capacity)
+        } else {
+            (1, 1)
+        };
         Ok(Self {
             marks: vec![Marks::default(); n],
             has_data: vec![false; n],
@@ -507,16 +533,11 @@ impl SignalStage {
                 .map(|i| 1.0 / pow10(i.price_precision) as f64)
                 .collect(),
             events: 0,
+            tick_slots: slots.iter().any(|s| s.strategy.wants_ticks()),
             slots,
             local: LocalIndicators::new(n, &needs),
             broker: PaperBroker::new(broker_setup, n),
-            portfolio: Portfolio::new(
-                cash,
-                &precisions,
-                sc.trade_log_capacity,
-                sc.equity_curve_capacity,
-                sample_ns,
-            ),
+            portfolio: Portfolio::new(cash, &precisions, log_cap, curve_cap, sample_ns),
             risk: RiskEngine::new(risk_setup, n, cash),
             calendars,
             cal_state,
@@ -645,7 +666,8 @@ impl SignalStage {
                 m.ts_ns = data_ts;
                 self.broker
                     .on_quote(inst, t.price, t.size, t.price2, t.size2);
-                (t.price + t.price2).div_euclid(2)
+                // Mid, rounded down; i128 so extreme prices cannot overflow.
+                ((i128::from(t.price) + i128::from(t.price2)) >> 1) as i64
             }
             _ => return,
         };
@@ -662,10 +684,10 @@ impl SignalStage {
             self.push_snapshot(SnapshotTrigger::Fill, Some(inst), recv_ns, out);
         }
         self.watch_equity(recv_ns, out);
-        if self.slots.iter().any(|s| s.enabled[inst]) {
+        if self.tick_slots {
             let marks = self.marks[inst];
             for si in 0..self.slots.len() {
-                if !self.slots[si].enabled[inst] {
+                if !self.slots[si].enabled[inst] || !self.slots[si].strategy.wants_ticks() {
                     continue;
                 }
                 if let Some(d) = self.slots[si].strategy.on_tick(t, &marks) {

@@ -218,8 +218,8 @@ impl Portfolio {
         let mut realized = 0i128;
         let signed_notional = scale.value(d, price);
         if p.qty == 0 || (p.qty > 0) == (d > 0) {
-            p.cost += signed_notional;
-            p.qty += d;
+            p.cost = p.cost.saturating_add(signed_notional);
+            p.qty = p.qty.saturating_add(d);
         } else {
             let open = p.qty.unsigned_abs();
             let close = qty.unsigned_abs().min(open);
@@ -251,8 +251,8 @@ impl Portfolio {
             if rest > 0 {
                 // Flip: open the remainder on the fill's side.
                 let r = if d > 0 { rest } else { -rest };
-                p.cost += scale.value(r, price);
-                p.qty += r;
+                p.cost = p.cost.saturating_add(scale.value(r, price));
+                p.qty = p.qty.saturating_add(r);
             }
         }
         p.realized += realized;

@@ -221,8 +221,14 @@ pub trait Strategy: Send + std::fmt::Debug {
     /// instruments.
     fn on_bar(&mut self, input: &StrategyInput) -> Option<SignalDraft>;
 
-    /// Sees a trade or quote with the instrument's updated marks. Default:
-    /// nothing.
+    /// Whether [`Strategy::on_tick`] should be called (checked once, at
+    /// start-up). Default: no.
+    fn wants_ticks(&self) -> bool {
+        false
+    }
+
+    /// Sees a trade or quote with the instrument's updated marks (only when
+    /// [`Strategy::wants_ticks`]). Default: nothing.
     fn on_tick(&mut self, _tick: &Tick, _marks: &Marks) -> Option<SignalDraft> {
         None
     }
