@@ -417,7 +417,9 @@ pub fn write_portfolio(out: &mut Vec<u8>, ctx: &JsonContext, p: &PortfolioEvent)
     bool_field(out, "kill_switch", p.kill_switch);
     if p.has_position {
         dec_field(out, "position", p.position, sp);
-        float_field(out, "avg_price", p.avg_price);
+        if p.position != 0 {
+            float_field(out, "avg_price", p.avg_price);
+        }
     }
     out.push(b'}');
 }
@@ -546,7 +548,7 @@ mod tests {
             ts_ns: 1_723_161_300_000_000_000,
             price: 6_184_210,
             strength: 0.75,
-            values: [61840.5, 61830.25, f64::NAN],
+            values: [61840.5, 61830.25, 0.0],
             instrument: InstrumentId(0),
             strategy: 0,
             kind: StrategyKind::MaCrossover,
@@ -606,7 +608,6 @@ mod tests {
             ts_ns: 9,
             cash: Amount::new(100_000 * MONEY_ONE),
             equity: Amount::new(100_000 * MONEY_ONE + 1),
-            avg_price: f64::NAN,
             trigger: SnapshotTrigger::Interval,
             ..PortfolioEvent::default()
         };

@@ -98,7 +98,7 @@ fn ma_crossover_strength_and_values() {
     assert!((d.strength - 0.75).abs() < 1e-12, "{}", d.strength);
     assert_eq!(d.values[0], 100.25);
     assert_eq!(d.values[1], 100.0);
-    assert!(d.values[2].is_nan());
+    assert_eq!(d.values[2], 0.0);
 }
 
 #[test]

@@ -162,7 +162,8 @@ impl Session {
 
 /// Meaning of [`SignalEvent::values`] by strategy kind:
 /// MA crossover `[fast, slow, _]`, RSI `[rsi, level crossed, _]`,
-/// Bollinger `[upper, middle, lower]`. Unused slots are NaN (absent in JSON).
+/// Bollinger `[upper, middle, lower]`. Unused slots are 0 and not
+/// serialized. (No NaN in events, so events compare equal to themselves.)
 pub const VALUE_NAMES: [[&str; 3]; 3] = [
     ["fast", "slow", ""],
     ["rsi", "level", ""],
@@ -294,7 +295,7 @@ pub struct PortfolioEvent {
     /// Signed position of `instrument`, size units.
     pub position: i64,
     /// Average entry price of `instrument`'s position, in price units
-    /// (decimal, not scaled); NaN when flat.
+    /// (decimal, not scaled); 0 when flat (absent in JSON).
     pub avg_price: f64,
     /// Instrument of the position fields.
     pub instrument: InstrumentId,

@@ -965,9 +965,9 @@ impl SignalStage {
             Some(i) => (
                 InstrumentId(i as u32),
                 pf.position(i).map_or(0, |p| p.qty),
-                pf.avg_price(i).unwrap_or(f64::NAN),
+                pf.avg_price(i).unwrap_or(0.0),
             ),
-            None => (InstrumentId(0), 0, f64::NAN),
+            None => (InstrumentId(0), 0, 0.0),
         };
         out.push(Event {
             recv_ns,

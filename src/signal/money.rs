@@ -78,6 +78,8 @@ pub fn mul_div(a: i128, b: i128, d: i128, round: Round) -> i128 {
 pub struct NotionalScale {
     mul: i128,
     div: i128,
+    /// Largest `|qty × price|` that `× mul` cannot overflow.
+    max_raw: u128,
 }
 
 impl NotionalScale {
@@ -86,14 +88,17 @@ impl NotionalScale {
         let p = u32::from(price_precision) + u32::from(size_precision);
         let m = u32::from(MONEY_SCALE);
         if p <= m {
+            let mul = 10i128.pow(m - p);
             Self {
-                mul: 10i128.pow(m - p),
+                mul,
                 div: 1,
+                max_raw: (i128::MAX / mul) as u128,
             }
         } else {
             Self {
                 mul: 1,
                 div: 10i128.pow((p - m).min(36)),
+                max_raw: i128::MAX as u128,
             }
         }
     }
@@ -104,7 +109,16 @@ impl NotionalScale {
     pub fn value(&self, qty: i64, price: i64) -> i128 {
         let raw = i128::from(qty) * i128::from(price);
         if self.div == 1 {
-            raw.saturating_mul(self.mul)
+            // A plain 128-bit multiply when it cannot overflow (always, for
+            // realistic values): checked i128 multiplication is a slow
+            // library call.
+            if raw.unsigned_abs() <= self.max_raw {
+                raw * self.mul
+            } else if raw < 0 {
+                i128::MIN
+            } else {
+                i128::MAX
+            }
         } else {
             raw.div_euclid(self.div)
         }

@@ -138,7 +138,6 @@ pub struct Portfolio {
     unit_money: Vec<f64>,
     peak: i128,
     max_dd: i128,
-    max_dd_ratio: f64,
     trades: Ring<TradeRecord>,
     curve: Ring<EquityPoint>,
     sample_every_ns: i64,
@@ -173,7 +172,6 @@ impl Portfolio {
                 .collect(),
             peak: initial_cash,
             max_dd: 0,
-            max_dd_ratio: 0.0,
             trades: Ring::new(trade_log_capacity),
             curve: Ring::new(curve_capacity),
             sample_every_ns: sample_every_ns.max(1),
@@ -295,11 +293,15 @@ impl Portfolio {
             return;
         };
         p.mark = price;
-        if p.qty != 0 {
-            let v = self.scales[inst].value(p.qty, price);
-            self.marked_total += v - p.value;
-            p.value = v;
+        if p.qty == 0 {
+            // Flat: equity does not move; only the curve may need a sample.
+            let eq = self.equity();
+            self.sample(ts_ns, eq);
+            return;
         }
+        let v = self.scales[inst].value(p.qty, price);
+        self.marked_total += v - p.value;
+        p.value = v;
         self.after_change(ts_ns);
     }
 
@@ -313,12 +315,11 @@ impl Portfolio {
         if dd > self.max_dd {
             self.max_dd = dd;
         }
-        if dd > 0 && self.peak > 0 {
-            let r = dd as f64 / self.peak as f64;
-            if r > self.max_dd_ratio {
-                self.max_dd_ratio = r;
-            }
-        }
+        self.sample(ts_ns, eq);
+    }
+
+    #[inline]
+    fn sample(&mut self, ts_ns: i64, eq: i128) {
         if ts_ns >= self.next_sample_ns {
             self.curve.push(EquityPoint { ts_ns, equity: eq });
             self.next_sample_ns = ts_ns
@@ -372,11 +373,6 @@ impl Portfolio {
     /// Largest peak-to-trough equity fall (money).
     pub fn max_drawdown(&self) -> i128 {
         self.max_dd
-    }
-
-    /// Largest peak-to-trough fall as a fraction of the peak.
-    pub fn max_drawdown_ratio(&self) -> f64 {
-        self.max_dd_ratio
     }
 
     /// A position.

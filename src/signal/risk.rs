@@ -125,6 +125,7 @@ pub struct RiskEngine {
     setup: RiskSetup,
     kill: bool,
     day: i64,
+    next_day_ns: i64,
     day_start_equity: i128,
     last_equity: i128,
     order_times: Vec<Ring<i64>>,
@@ -140,6 +141,7 @@ impl RiskEngine {
             setup,
             kill: false,
             day: i64::MIN,
+            next_day_ns: i64::MIN,
             day_start_equity: equity,
             last_equity: equity,
         }
@@ -171,14 +173,8 @@ impl RiskEngine {
     /// tripped the kill switch.
     #[inline]
     pub fn on_equity(&mut self, now_ns: i64, equity: i128) -> bool {
-        let day = now_ns.div_euclid(DAY_NS);
-        if day > self.day {
-            if self.day != i64::MIN && self.setup.kill_switch_auto_reset {
-                self.kill = false;
-            }
-            self.day = day;
-            // Baseline: the equity before this event's change.
-            self.day_start_equity = self.last_equity;
+        if now_ns >= self.next_day_ns {
+            self.new_day(now_ns);
         }
         self.last_equity = equity;
         if self.kill {
@@ -191,6 +187,20 @@ impl RiskEngine {
             return true;
         }
         false
+    }
+
+    #[cold]
+    fn new_day(&mut self, now_ns: i64) {
+        let day = now_ns.div_euclid(DAY_NS);
+        self.next_day_ns = day.saturating_add(1).saturating_mul(DAY_NS);
+        if day > self.day {
+            if self.day != i64::MIN && self.setup.kill_switch_auto_reset {
+                self.kill = false;
+            }
+            self.day = day;
+            // Baseline: the equity before this event's change.
+            self.day_start_equity = self.last_equity;
+        }
     }
 
     /// Records an accepted order for the rate limit.

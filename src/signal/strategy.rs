@@ -201,7 +201,7 @@ pub struct SignalDraft {
     /// Reason code.
     pub reason: SignalReason,
     /// Triggering values (meaning per kind, see
-    /// [`crate::signal::events::VALUE_NAMES`]); NaN = unused.
+    /// [`crate::signal::events::VALUE_NAMES`]); unused slots 0.
     pub values: [f64; 3],
 }
 

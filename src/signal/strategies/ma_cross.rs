@@ -104,7 +104,7 @@ impl Strategy for MaCrossover {
             } else {
                 SignalReason::MaCrossDown
             },
-            values: [fast, slow, f64::NAN],
+            values: [fast, slow, 0.0],
         })
     }
 }

@@ -89,7 +89,7 @@ impl Strategy for RsiReversion {
             } else {
                 SignalReason::RsiOverbought
             },
-            values: [rsi, level, f64::NAN],
+            values: [rsi, level, 0.0],
         })
     }
 }
