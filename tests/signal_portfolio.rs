@@ -285,3 +285,39 @@ fn marketable_limit_is_taker_capped_at_the_limit() {
     // Fee at the taker rate: 100.02 × 10 bps = 0.10002.
     assert_eq!(money_string(f[0].fee.get()), "0.10002");
 }
+
+#[test]
+fn cancel_all_cancels_every_open_order() {
+    let mut w = World::new();
+    w.quote(9_900, 1_000, 10_000, 1_000);
+    assert!(
+        w.order(Side::Buy, OrderType::Limit, 1_000, 9_000)
+            .is_empty()
+    );
+    assert!(
+        w.order(Side::Sell, OrderType::Limit, 1_000, 11_000)
+            .is_empty()
+    );
+    assert_eq!(w.b.open_count(), 2);
+    w.out.clear();
+    w.b.cancel_all(w.t, 0, &mut w.out);
+    assert_eq!(w.b.open_count(), 0);
+    assert!(!w.b.has_open(0));
+    let st: Vec<_> = w
+        .out
+        .iter()
+        .filter_map(|e| match e.body {
+            EventBody::Order(o) => Some((o.side, o.status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        st,
+        vec![
+            (Side::Buy, OrderStatus::Cancelled),
+            (Side::Sell, OrderStatus::Cancelled)
+        ]
+    );
+    // Nothing fills afterwards.
+    assert!(w.quote(8_000, 1_000, 8_500, 1_000).is_empty());
+}

@@ -412,6 +412,20 @@ impl PaperBroker {
         Some((q, price, px, liq))
     }
 
+    /// Cancels every open order (kill switch), emitting `cancelled` order
+    /// events in id order.
+    pub fn cancel_all(&mut self, now_ns: i64, recv_ns: i64, out: &mut Vec<Event>) {
+        for o in &self.orders {
+            out.push(Event {
+                recv_ns,
+                body: EventBody::Order(o.event(now_ns, OrderStatus::Cancelled)),
+            });
+        }
+        self.orders.clear();
+        self.open_by_inst.iter_mut().for_each(|n| *n = 0);
+        self.next_expiry_ns = i64::MAX;
+    }
+
     /// Expires orders whose time in force ended at or before `now_ns`.
     pub fn expire(&mut self, now_ns: i64, recv_ns: i64, out: &mut Vec<Event>) {
         if now_ns < self.next_expiry_ns {

@@ -108,6 +108,8 @@ code_enum!(
         /// Time in force ran out with quantity left (`filled` tells how
         /// much was done).
         Expired = "expired",
+        /// Cancelled by the kill switch with quantity left.
+        Cancelled = "cancelled",
     }
 );
 

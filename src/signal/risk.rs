@@ -20,8 +20,8 @@
 //! Orders that reduce the absolute exposure are exempt from the position
 //! and concentration limits. The daily loss limit is watched on every
 //! mark-to-market: when today's loss (equity now vs. equity at the first
-//! event of the UTC day) reaches it, the kill switch trips and stays
-//! tripped until [`RiskEngine::reset_kill_switch`] (or the next UTC day when
+//! event of the UTC day) reaches it, the kill switch trips (the stage
+//! cancels every open order) and stays tripped until [`RiskEngine::reset_kill_switch`] (or the next UTC day when
 //! `kill_switch_auto_reset` is set).
 
 use crate::signal::events::{RiskRule, Session};
