@@ -206,3 +206,50 @@ fn threshold_rejects_weak_signals() {
     assert!(r.value.get() < 900_000);
     assert_eq!(s.stats().orders, 0);
 }
+
+#[test]
+fn limit_orders_and_equity_sizing() {
+    let mut c = config(0.0);
+    c.signal.strategies[0].order_type = tickwire::config::OrderTypeConfig::Limit;
+    c.signal.strategies[0].limit_offset_bps = 100.0;
+    c.broker.sizing = SizingMode::EquityPct;
+    c.broker.equity_pct = 1.0;
+    c.validate().unwrap();
+    let mut r = InstrumentRegistry::new();
+    r.add("SIM:X", 2, 0, None).unwrap();
+    let mut s = SignalStage::new(&c, &r).unwrap();
+    let mut out = Vec::new();
+    s.step(&quote(T0 + 1, 9_999, 10_001), &mut out);
+    for (i, c) in [10_000, 9_900, 9_800, 9_900].into_iter().enumerate() {
+        s.step(&bar(i as i64, c), &mut out);
+    }
+    let orders: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e.body {
+            EventBody::Order(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    // 1 % of 100 000 = 1 000 at the ask 100.01 → 9 units (rounded down);
+    // limit = close 99.00 − 100 bps = 98.01: rests below the ask.
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].qty, 9);
+    assert_eq!(orders[0].limit_price, 9_801);
+    assert_eq!(orders[0].status, OrderStatus::New);
+    assert_eq!(s.broker().open_count(), 1);
+    out.clear();
+    // The ask comes down to the limit: maker fill at 98.01.
+    s.step(&quote(T0 + 2, 9_790, 9_801), &mut out);
+    let fills: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e.body {
+            EventBody::Fill(f) => Some((f.qty, f.price, f.liquidity)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fills,
+        vec![(9, 9_801, tickwire::signal::events::Liquidity::Maker)]
+    );
+    assert_eq!(s.broker().open_count(), 0);
+}
