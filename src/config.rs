@@ -69,6 +69,14 @@ pub struct EngineConfig {
     pub journal: JournalSection,
     /// Deliberate faults for validating the harness (off by default).
     pub faults: FaultsConfig,
+    /// Signal stage: strategies, threshold, portfolio bookkeeping.
+    pub signal: SignalConfig,
+    /// Pre-trade risk limits.
+    pub risk: RiskConfig,
+    /// Paper broker: cash, fees, slippage, sizing.
+    pub broker: BrokerConfig,
+    /// Market-hours calendars (which venues trade when).
+    pub calendars: Vec<CalendarConfig>,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +93,10 @@ impl Default for EngineConfig {
             telemetry: TelemetryConfig::default(),
             journal: JournalSection::default(),
             faults: FaultsConfig::default(),
+            signal: SignalConfig::default(),
+            risk: RiskConfig::default(),
+            broker: BrokerConfig::default(),
+            calendars: CalendarConfig::defaults(),
         }
     }
 }
@@ -413,6 +425,47 @@ impl Default for JournalSection {
     }
 }
 
+/// `[signal]`: the signal/risk/paper-trading stage (see `docs/SIGNALS.md`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalConfig {
+    /// Signals weaker than this (strength in [0, 1]) are rejected with rule
+    /// `threshold`; a strategy's own `threshold` overrides it.
+    pub threshold: f64,
+    /// Compute indicator values the strategies need from bar closes when
+    /// the kernel does not supply them.
+    pub local_indicators: bool,
+    /// A signal against the open position also closes it (the order is
+    /// the sized quantity plus the position), so positions flip.
+    pub reverse_on_opposite: bool,
+    /// Seconds of event time between periodic portfolio snapshots; 0 = only
+    /// on fills and kill-switch trips.
+    pub snapshot_interval_secs: u64,
+    /// Seconds of event time between equity-curve samples.
+    pub equity_sample_secs: u64,
+    /// Equity-curve samples kept in memory (fixed ring).
+    pub equity_curve_capacity: usize,
+    /// Trades kept in memory (fixed ring; the full log is the fill events).
+    pub trade_log_capacity: usize,
+    /// The strategies, run together.
+    pub strategies: Vec<StrategyConfig>,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.2,
+            local_indicators: true,
+            reverse_on_opposite: true,
+            snapshot_interval_secs: 60,
+            equity_sample_secs: 1,
+            equity_curve_capacity: 86_400,
+            trade_log_capacity: 4_096,
+            strategies: StrategyConfig::defaults(),
+        }
+    }
+}
+
 /// `[faults]`: deliberate faults, off by default. The bench harness uses
 /// them to prove that stalls show up in its latency figures.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
@@ -422,6 +475,371 @@ pub struct FaultsConfig {
     pub feed_stall_ms: u64,
     /// ...after this many frames.
     pub feed_stall_after_frames: u64,
+}
+
+/// Built-in strategy kinds.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKindConfig {
+    /// Fast/slow moving-average crossover (`fast`, `slow`, `ma`,
+    /// `full_strength_pct`).
+    MaCrossover,
+    /// RSI mean reversion (`period`, `oversold`, `overbought`).
+    RsiReversion,
+    /// Bollinger breakout/reversion (`period`, `k`, `mode`).
+    Bollinger,
+}
+
+impl StrategyKindConfig {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MaCrossover => "ma_crossover",
+            Self::RsiReversion => "rsi_reversion",
+            Self::Bollinger => "bollinger",
+        }
+    }
+}
+
+/// Order type a strategy's signals become.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderTypeConfig {
+    /// Market order.
+    #[default]
+    Market,
+    /// Limit order at the signal price improved by `limit_offset_bps`.
+    Limit,
+}
+
+/// `[[signal.strategies]]`: one strategy. Parameters that do not apply to
+/// the kind are errors.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    /// Unique name (appears in signal events).
+    pub name: String,
+    /// Kind.
+    pub kind: StrategyKindConfig,
+    /// Bar window (one of `kernel.windows`); absent = the first window.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// Instruments (`VENUE:SYMBOL`) it trades; empty = all.
+    #[serde(default)]
+    pub instruments: Vec<String>,
+    /// Also evaluate provisional (still forming) bars.
+    #[serde(default)]
+    pub on_provisional: bool,
+    /// Own signal threshold (overrides `signal.threshold`).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Orders are market or limit.
+    #[serde(default)]
+    pub order_type: OrderTypeConfig,
+    /// Limit orders: price improvement from the signal price, bps.
+    #[serde(default)]
+    pub limit_offset_bps: f64,
+    /// MA crossover: fast period (default 12).
+    #[serde(default)]
+    pub fast: Option<u16>,
+    /// MA crossover: slow period (default 26).
+    #[serde(default)]
+    pub slow: Option<u16>,
+    /// MA crossover: `"sma"` or `"ema"` (default ema).
+    #[serde(default)]
+    pub ma: Option<String>,
+    /// MA crossover: swing (% of the slow MA) that gives strength 1
+    /// (default 0.1).
+    #[serde(default)]
+    pub full_strength_pct: Option<f64>,
+    /// RSI period (default 14) or Bollinger period (default 20).
+    #[serde(default)]
+    pub period: Option<u16>,
+    /// RSI: oversold level (default 30).
+    #[serde(default)]
+    pub oversold: Option<f64>,
+    /// RSI: overbought level (default 70).
+    #[serde(default)]
+    pub overbought: Option<f64>,
+    /// Bollinger: standard deviations (default 2.0).
+    #[serde(default)]
+    pub k: Option<f64>,
+    /// Bollinger: `"breakout"` or `"reversion"` (default breakout).
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+impl StrategyConfig {
+    fn base(name: &str, kind: StrategyKindConfig) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            window: None,
+            instruments: Vec::new(),
+            on_provisional: false,
+            threshold: None,
+            order_type: OrderTypeConfig::Market,
+            limit_offset_bps: 0.0,
+            fast: None,
+            slow: None,
+            ma: None,
+            full_strength_pct: None,
+            period: None,
+            oversold: None,
+            overbought: None,
+            k: None,
+            mode: None,
+        }
+    }
+
+    /// The three shipped strategies.
+    pub fn defaults() -> Vec<Self> {
+        vec![
+            Self {
+                fast: Some(12),
+                slow: Some(26),
+                ma: Some("ema".into()),
+                full_strength_pct: Some(0.1),
+                ..Self::base("ema_cross", StrategyKindConfig::MaCrossover)
+            },
+            Self {
+                period: Some(14),
+                oversold: Some(30.0),
+                overbought: Some(70.0),
+                ..Self::base("rsi_reversion", StrategyKindConfig::RsiReversion)
+            },
+            Self {
+                period: Some(20),
+                k: Some(2.0),
+                mode: Some("breakout".into()),
+                ..Self::base("bb_breakout", StrategyKindConfig::Bollinger)
+            },
+        ]
+    }
+}
+
+/// `[risk]`: pre-trade limits. A value that reaches its limit rejects;
+/// 0 (or an absent entry) disables a limit.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// Per-instrument position limit (`"VENUE:SYMBOL" = "quantity"`).
+    pub max_position: std::collections::BTreeMap<String, String>,
+    /// Largest position notional as % of equity; 0 = off.
+    pub max_concentration_pct: f64,
+    /// Largest order notional (account currency, decimal); "0" = off.
+    pub max_order_notional: String,
+    /// Most orders open at once (also the broker's order table size).
+    pub max_open_orders: usize,
+    /// Today's loss (account currency) that trips the kill switch; "0" = off.
+    pub max_daily_loss: String,
+    /// Re-arm the kill switch at the next UTC day (else only by operator).
+    pub kill_switch_auto_reset: bool,
+    /// Reject when the instrument's last tick is this old (event time, ms);
+    /// 0 = off.
+    pub stale_after_ms: u64,
+    /// Allow orders while the instrument's market is closed.
+    pub allow_when_closed: bool,
+    /// Allow orders in pre-market and after-hours sessions.
+    pub allow_extended_hours: bool,
+    /// Most orders per instrument within `rate_window_secs`; 0 = off.
+    pub max_orders_per_window: usize,
+    /// Rate-limit window, seconds of event time.
+    pub rate_window_secs: u64,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        Self {
+            max_position: [("SIM:BTCUSDT", "1"), ("SIM:ETHUSDT", "20")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            max_concentration_pct: 50.0,
+            max_order_notional: "25000".into(),
+            max_open_orders: 16,
+            max_daily_loss: "5000".into(),
+            kill_switch_auto_reset: false,
+            stale_after_ms: 5_000,
+            allow_when_closed: false,
+            allow_extended_hours: false,
+            max_orders_per_window: 10,
+            rate_window_secs: 60,
+        }
+    }
+}
+
+/// How orders are sized.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SizingMode {
+    /// `broker.quantity` units of every instrument.
+    FixedQuantity,
+    /// `broker.notional` worth at the current price (rounded down to the
+    /// instrument's size precision).
+    #[default]
+    FixedNotional,
+    /// `broker.equity_pct` % of equity worth.
+    EquityPct,
+}
+
+/// `[broker]`: the paper broker and account.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Starting cash (account currency, decimal).
+    pub initial_cash: String,
+    /// Slippage on taker fills, basis points.
+    pub slippage_bps: f64,
+    /// Taker fee, basis points.
+    pub taker_fee_bps: f64,
+    /// Maker fee, basis points.
+    pub maker_fee_bps: f64,
+    /// Orders still open after this many seconds (event time) expire.
+    pub order_ttl_secs: u64,
+    /// Sizing mode.
+    pub sizing: SizingMode,
+    /// `fixed_quantity`: quantity (decimal, instrument size precision).
+    pub quantity: String,
+    /// `fixed_notional`: notional per order (account currency).
+    pub notional: String,
+    /// `equity_pct`: percent of equity per order.
+    pub equity_pct: f64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            initial_cash: "100000".into(),
+            slippage_bps: 1.0,
+            taker_fee_bps: 10.0,
+            maker_fee_bps: 2.0,
+            order_ttl_secs: 60,
+            sizing: SizingMode::FixedNotional,
+            quantity: "0.01".into(),
+            notional: "1000".into(),
+            equity_pct: 1.0,
+        }
+    }
+}
+
+/// Calendar kind.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CalendarKind {
+    /// Always open (24/7).
+    #[default]
+    Continuous,
+    /// Sessions in a time zone, Monday to Friday, holidays, early closes.
+    Exchange,
+}
+
+/// `[[calendars]]`: when the venues listed trade.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarConfig {
+    /// Name (appears in `market_status` events).
+    pub name: String,
+    /// Kind.
+    pub kind: CalendarKind,
+    /// Venues (instrument prefixes) this calendar applies to.
+    pub venues: Vec<String>,
+    /// IANA time zone of the session times.
+    pub timezone: String,
+    /// Regular session open, local `HH:MM`.
+    pub regular_open: String,
+    /// Regular session close, local `HH:MM`.
+    pub regular_close: String,
+    /// Pre-market open (extended hours), local; absent = none.
+    pub pre_market_open: Option<String>,
+    /// After-hours close (extended hours), local; absent = none.
+    pub after_hours_close: Option<String>,
+    /// Regular close on early-close days, local.
+    pub early_close: Option<String>,
+    /// After-hours close on early-close days, local.
+    pub early_after_hours_close: Option<String>,
+    /// Full-day closures, `YYYY-MM-DD` (update yearly).
+    pub holidays: Vec<String>,
+    /// Early-close days, `YYYY-MM-DD` (update yearly).
+    pub early_closes: Vec<String>,
+    /// First year expanded into the session table.
+    pub first_year: i32,
+    /// Last year expanded (outside the years the market is closed).
+    pub last_year: i32,
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            kind: CalendarKind::Continuous,
+            venues: Vec::new(),
+            timezone: "UTC".into(),
+            regular_open: "09:30".into(),
+            regular_close: "16:00".into(),
+            pre_market_open: None,
+            after_hours_close: None,
+            early_close: None,
+            early_after_hours_close: None,
+            holidays: Vec::new(),
+            early_closes: Vec::new(),
+            first_year: 2015,
+            last_year: 2035,
+        }
+    }
+}
+
+impl CalendarConfig {
+    /// The shipped calendars: crypto 24/7 and US equities (NYSE hours,
+    /// NYSE 2026–2027 holidays and early closes).
+    pub fn defaults() -> Vec<Self> {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        vec![
+            Self {
+                name: "crypto".into(),
+                kind: CalendarKind::Continuous,
+                venues: s(&["SIM", "BINANCE", "BYBIT", "COINBASE", "KRAKEN"]),
+                ..Self::default()
+            },
+            Self {
+                name: "us_equities".into(),
+                kind: CalendarKind::Exchange,
+                venues: s(&["POLYGON", "NYSE", "NASDAQ"]),
+                timezone: "America/New_York".into(),
+                regular_open: "09:30".into(),
+                regular_close: "16:00".into(),
+                pre_market_open: Some("04:00".into()),
+                after_hours_close: Some("20:00".into()),
+                early_close: Some("13:00".into()),
+                early_after_hours_close: Some("17:00".into()),
+                holidays: s(&[
+                    "2026-01-01",
+                    "2026-01-19",
+                    "2026-02-16",
+                    "2026-04-03",
+                    "2026-05-25",
+                    "2026-06-19",
+                    "2026-07-03",
+                    "2026-09-07",
+                    "2026-11-26",
+                    "2026-12-25",
+                    "2027-01-01",
+                    "2027-01-18",
+                    "2027-02-15",
+                    "2027-03-26",
+                    "2027-05-31",
+                    "2027-06-18",
+                    "2027-07-05",
+                    "2027-09-06",
+                    "2027-11-25",
+                    "2027-12-24",
+                ]),
+                early_closes: s(&["2026-11-27", "2026-12-24", "2027-11-26"]),
+                first_year: 2015,
+                last_year: 2035,
+            },
+        ]
+    }
 }
 
 /// Most bar windows a kernel supports.
@@ -571,6 +989,28 @@ impl EngineConfig {
         }
         self.window_ns()?;
         self.registry()?;
+        self.validate_calendars()?;
+        crate::signal::SignalStage::check_config(self, &reg)?;
+        Ok(())
+    }
+
+    /// Checks `[[calendars]]` without expanding them (the signal stage
+    /// checks its own sections when it is built).
+    fn validate_calendars(&self) -> Result<(), ConfigError> {
+        for (i, c) in self.calendars.iter().enumerate() {
+            if c.name.trim().is_empty() {
+                return Err(invalid(
+                    format!("calendars[{i}].name"),
+                    "give the calendar a name",
+                ));
+            }
+            if self.calendars[..i].iter().any(|o| o.name == c.name) {
+                return Err(invalid(
+                    format!("calendars[{i}].name"),
+                    format!("'{}' is used twice", c.name),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -711,6 +1151,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("instruments[0].symbol"), "{e}");
+    }
+
+    #[test]
+    fn signal_sections_are_validated() {
+        let err = |t: &str| parse(t).unwrap_err().to_string();
+        let e = err("[[signal.strategies]]\nname = \"x\"\nkind = \"rsi_reversion\"\nfast = 3\n");
+        assert!(e.contains("signal.strategies[0].fast"), "{e}");
+        let e = err("[[signal.strategies]]\nname = \"x\"\nkind = \"bollinger\"\nwindow = \"7m\"\n");
+        assert!(e.contains("signal.strategies[0].window"), "{e}");
+        let e = err(
+            "[[signal.strategies]]\nname = \"x\"\nkind = \"ma_crossover\"\nfast = 30\nslow = 10\n",
+        );
+        assert!(e.contains("signal.strategies[0].fast"), "{e}");
+        let e = err("[[signal.strategies]]\nname = \"x\"\nkind = \"nope\"\n");
+        assert!(e.contains("nope"), "{e}");
+        let e = err("[signal]\nthreshold = 1.5\n");
+        assert!(e.contains("signal.threshold"), "{e}");
+        let e = err("[signal]\nbogus = 1\n");
+        assert!(e.contains("bogus"), "{e}");
+        let e = err("[risk]\nmax_open_orders = 0\n");
+        assert!(e.contains("risk.max_open_orders"), "{e}");
+        let e = err("[risk.max_position]\n\"SIM:BTCUSDT\" = \"0.000001\"\n");
+        assert!(e.contains("risk.max_position"), "{e}");
+        let e = err("[broker]\ninitial_cash = \"abc\"\n");
+        assert!(e.contains("broker.initial_cash"), "{e}");
+        let e = err("[[calendars]]\nname = \"x\"\nkind = \"exchange\"\ntimezone = \"Mars/Base\"\n");
+        assert!(e.contains("calendars") && e.contains("Mars/Base"), "{e}");
+        let e = err("[[calendars]]\nname = \"x\"\nkind = \"exchange\"\nregular_open = \"9:30\"\n");
+        assert!(e.contains("HH:MM"), "{e}");
+        // A valid custom setup loads.
+        let c = parse(
+            "[[signal.strategies]]\nname = \"s\"\nkind = \"ma_crossover\"\nma = \"sma\"\nfast = 5\nslow = 20\nwindow = \"5m\"\norder_type = \"limit\"\nlimit_offset_bps = 2.5\n[broker]\nsizing = \"equity_pct\"\nequity_pct = 2.0\n",
+        )
+        .unwrap();
+        assert_eq!(c.signal.strategies.len(), 1);
+        assert_eq!(c.broker.sizing, SizingMode::EquityPct);
     }
 
     #[test]

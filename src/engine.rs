@@ -81,7 +81,7 @@ pub fn build_stages(
                 windows_ns: windows,
             },
         ),
-        signal: SignalStage::new(&registry),
+        signal: SignalStage::new(cfg, &registry).map_err(|e| e.to_string())?,
         fanout: FanoutStage::new(&registry, sinks),
     };
     Ok((stages, registry))

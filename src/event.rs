@@ -6,6 +6,9 @@
 //! one place, [`crate::json`].
 
 use crate::instruments::InstrumentId;
+use crate::signal::events::{
+    FillEvent, MarketStatusEvent, OrderEvent, PortfolioEvent, RejectionEvent, SignalEvent,
+};
 use crate::tick::Tick;
 
 /// One event on a post-kernel ring.
@@ -25,14 +28,33 @@ pub enum EventBody {
     Tick(Tick),
     /// A bar update: provisional while its window is open, final after.
     Bar(Bar),
+    /// A strategy's signal (signal stage).
+    Signal(SignalEvent),
+    /// A signal turned away by the threshold or a risk rule.
+    SignalRejected(RejectionEvent),
+    /// A paper order: new, filled or expired.
+    Order(OrderEvent),
+    /// A paper fill.
+    Fill(FillEvent),
+    /// A portfolio snapshot.
+    Portfolio(PortfolioEvent),
+    /// A market's session changed (open/close).
+    MarketStatus(MarketStatusEvent),
 }
 
 impl Event {
-    /// The instrument the event concerns.
+    /// The instrument the event concerns; `InstrumentId(u32::MAX)` for
+    /// events about no instrument (market status, account snapshots).
     pub fn instrument(&self) -> InstrumentId {
         match &self.body {
             EventBody::Tick(t) => t.instrument,
             EventBody::Bar(b) => b.instrument,
+            EventBody::Signal(s) => s.instrument,
+            EventBody::SignalRejected(r) => r.signal.instrument,
+            EventBody::Order(o) => o.instrument,
+            EventBody::Fill(f) => f.instrument,
+            EventBody::Portfolio(p) if p.has_position => p.instrument,
+            EventBody::Portfolio(_) | EventBody::MarketStatus(_) => InstrumentId(u32::MAX),
         }
     }
 }
@@ -79,4 +101,6 @@ impl Bar {
     }
 }
 
-const _: () = assert!(std::mem::size_of::<Event>() <= 128);
+// Raised from 128 for the portfolio snapshot (six exact i128 money fields):
+// events stay Copy and fixed-size; one ring slot is at most 192 bytes.
+const _: () = assert!(std::mem::size_of::<Event>() <= 192);

@@ -80,7 +80,8 @@ struct RunArgs {
     #[arg(long, conflicts_with = "journal_dir")]
     no_journal: bool,
     /// Write events to stdout as JSON lines: comma list of trades, quotes,
-    /// book, bars, anomalies, or all. Logs go to stderr.
+    /// book, bars, anomalies, signals, orders, fills, portfolio,
+    /// market_status, or all. Logs go to stderr.
     #[arg(long, value_name = "ITEMS")]
     dump: Option<String>,
 }
@@ -183,7 +184,7 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(items) = &a.dump {
         let filter = DumpFilter::parse(items).map_err(anyhow::Error::msg)?;
-        let ctx = JsonContext::new(cfg.registry()?, &cfg.window_ns()?);
+        let ctx = JsonContext::for_config(&cfg)?;
         let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
         sinks.push(Box::new(JsonLinesSink::new(ctx, filter, out)));
     }

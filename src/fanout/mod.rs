@@ -104,10 +104,21 @@ pub struct DumpFilter {
     pub bars: bool,
     /// Anomalies (feed gaps and status for now).
     pub anomalies: bool,
+    /// Strategy signals and rejected signals.
+    pub signals: bool,
+    /// Paper orders.
+    pub orders: bool,
+    /// Paper fills.
+    pub fills: bool,
+    /// Portfolio snapshots.
+    pub portfolio: bool,
+    /// Market open/close (session) changes.
+    pub market_status: bool,
 }
 
 impl DumpFilter {
-    /// Parses a comma list (`trades,quotes,book,bars` or `all`).
+    /// Parses a comma list (`trades,quotes,book,bars,anomalies,signals,
+    /// orders,fills,portfolio,market_status` or `all`).
     ///
     /// # Errors
     /// Names the unknown item and lists the known ones.
@@ -120,6 +131,11 @@ impl DumpFilter {
                 "book" => f.book = true,
                 "bars" => f.bars = true,
                 "anomalies" => f.anomalies = true,
+                "signals" => f.signals = true,
+                "orders" => f.orders = true,
+                "fills" => f.fills = true,
+                "portfolio" => f.portfolio = true,
+                "market_status" => f.market_status = true,
                 "all" => {
                     f = Self {
                         trades: true,
@@ -127,11 +143,16 @@ impl DumpFilter {
                         book: true,
                         bars: true,
                         anomalies: true,
+                        signals: true,
+                        orders: true,
+                        fills: true,
+                        portfolio: true,
+                        market_status: true,
                     }
                 }
                 other => {
                     return Err(format!(
-                        "unknown dump item '{other}'; known: trades, quotes, book, bars, anomalies, all"
+                        "unknown dump item '{other}'; known: trades, quotes, book, bars, anomalies, signals, orders, fills, portfolio, market_status, all"
                     ));
                 }
             }
@@ -150,6 +171,11 @@ impl DumpFilter {
                 None => false,
             },
             EventBody::Bar(b) => self.bars && b.is_final,
+            EventBody::Signal(_) | EventBody::SignalRejected(_) => self.signals,
+            EventBody::Order(_) => self.orders,
+            EventBody::Fill(_) => self.fills,
+            EventBody::Portfolio(_) => self.portfolio,
+            EventBody::MarketStatus(_) => self.market_status,
         }
     }
 }
@@ -230,6 +256,9 @@ mod tests {
         let f = DumpFilter::parse("trades, bars").unwrap();
         assert!(f.trades && f.bars && !f.quotes && !f.book);
         assert!(DumpFilter::parse("all").unwrap().book);
+        let d = DumpFilter::parse("signals,orders,fills,portfolio,market_status").unwrap();
+        assert!(d.signals && d.orders && d.fills && d.portfolio && d.market_status);
+        assert!(!d.trades && !d.bars);
         let e = DumpFilter::parse("trades,nope").unwrap_err();
         assert!(e.contains("nope") && e.contains("known"));
     }
