@@ -55,6 +55,8 @@ pub mod fanout;
 #[deny(unsafe_code)]
 pub mod feed;
 #[deny(unsafe_code)]
+pub mod feedsim;
+#[deny(unsafe_code)]
 pub mod instruments;
 #[deny(unsafe_code)]
 pub mod json;

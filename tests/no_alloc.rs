@@ -91,8 +91,14 @@ fn hot_path_does_not_allocate_after_warm_up() {
     COUNTING.store(false, Ordering::Relaxed);
     let allocs = ALLOCS.load(Ordering::Relaxed);
     assert_eq!(ticks, 100_000);
-    assert!(st.kernel.stats().bars > 0, "bars rolled during the measured run");
-    assert_eq!(allocs, 0, "{allocs} allocations in 100k hot-path iterations");
+    assert!(
+        st.kernel.stats().bars > 0,
+        "bars rolled during the measured run"
+    );
+    assert_eq!(
+        allocs, 0,
+        "{allocs} allocations in 100k hot-path iterations"
+    );
 
     // Control: the counting allocator really counts (so the 0 above means 0).
     // Same test function, so no other test toggles the global flag meanwhile.

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+mod feedsim;
+
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use tickwire::config::EngineConfig;
-use tickwire::engine::Engine;
+use tickwire::engine::{Engine, FeedSecrets};
 use tickwire::fanout::{DumpFilter, EventSink, JsonLinesSink};
 use tickwire::json::JsonContext;
 
@@ -26,12 +28,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the engine (default config: built-in simulated market, no API keys).
+    /// Run the engine (default config: an in-process feedsim over ws://
+    /// decoded by the real Binance adapter, no API keys).
     ///
     /// Logs a stats line every few seconds and a latency summary on exit.
     /// Stops on Ctrl-C / SIGTERM (a second Ctrl-C forces exit) or after
     /// --duration seconds, draining every ring first.
     Run(RunArgs),
+    /// Local exchange simulator: serves a venue's real WebSocket protocol
+    /// (generated market or a recorded capture) on 127.0.0.1, with fault
+    /// injection, for tests and benches.
+    Feedsim(feedsim::FeedsimArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +79,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Run(a) => cmd_run(a),
+        Command::Feedsim(a) => feedsim::cmd_feedsim(a),
     };
     match res {
         Ok(code) => code,
@@ -127,6 +135,24 @@ fn load_config(common: &CommonArgs) -> Result<EngineConfig> {
     Ok(cfg)
 }
 
+/// Reads each feed's API key from the environment variable its config
+/// names (the library reads no environment itself).
+fn read_api_keys(cfg: &EngineConfig) -> Result<FeedSecrets> {
+    let mut secrets = FeedSecrets::new();
+    for f in &cfg.feeds {
+        if let Some(var) = &f.api_key_env {
+            match std::env::var(var) {
+                Ok(k) if !k.is_empty() => secrets.insert(&f.name, k),
+                _ => bail!(
+                    "feed '{}': environment variable {var} (api_key_env) is not set; export it before starting, or remove api_key_env",
+                    f.name
+                ),
+            }
+        }
+    }
+    Ok(secrets)
+}
+
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -147,7 +173,9 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         if !(r >= 0.0 && r.is_finite()) {
             bail!("--sim-rate must be ≥ 0 (0 = as fast as possible)");
         }
-        cfg.feed.sim.rate = r;
+        for f in &mut cfg.feeds {
+            f.sim.rate = r;
+        }
     }
     cfg.validate()?;
     init_tracing(&cfg.engine.log_level);
@@ -158,7 +186,8 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
         sinks.push(Box::new(JsonLinesSink::new(ctx, filter, out)));
     }
-    let engine = Engine::new(cfg)?;
+    let secrets = read_api_keys(&cfg)?;
+    let engine = Engine::with_secrets(cfg, secrets)?;
     let stop = stop_flag()?;
     let summary = engine.run(sinks, stop).map_err(anyhow::Error::msg)?;
     eprint!("{}", summary.render());

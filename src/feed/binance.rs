@@ -6,6 +6,15 @@
 //! only), REST depth snapshots (`lastUpdateId`), and subscribe acks
 //! (`{"result":null,"id":1}`) as control.
 //!
+//! Trade ids are checked per instrument (`trade` and `aggTrade` separately):
+//! a jump forward appends a [`TickKind::Gap`] tick before the trade and
+//! counts it in `counters.gaps`; an id at or below the last one (replay,
+//! reconnect to another server) just restarts the check.
+//!
+//! On connect the adapter subscribes with `{"method":"SUBSCRIBE",...}` to
+//! `<symbol>@<channel>` for its configured symbols and channels (default
+//! `trade` and `bookTicker`), at most 200 streams per message.
+//!
 //! Parsing uses simd-json's tape with reused buffers: the frame is copied
 //! into a padded scratch buffer (simd-json rewrites its input), the tape is
 //! refilled in place, fields are read straight from it. No allocation after
@@ -17,7 +26,7 @@ use simd_json::prelude::*;
 use simd_json::tape::{Tape, Value};
 use simd_json::{Buffers, INPUT_PADDING, fill_tape_padded};
 
-use super::{Adapter, DecodeError, Decoded};
+use super::{Adapter, AdapterParams, DecodeError, Decoded};
 use crate::decimal::parse_scaled;
 use crate::instruments::{Instrument, InstrumentRegistry, VenueId};
 use crate::telemetry::FeedCounters;
@@ -30,7 +39,15 @@ pub struct BinanceAdapter {
     scratch: Vec<u8>,
     buffers: Buffers,
     tape: Tape<'static>,
+    /// Last trade id per instrument id (`trade`, `aggTrade`); 0 = none yet.
+    last_trade: Vec<[u64; 2]>,
+    /// Stream names to subscribe on connect (`btcusdt@trade`).
+    streams: Vec<String>,
+    subscribe_id: u64,
 }
+
+/// Most streams per SUBSCRIBE message.
+const STREAMS_PER_SUBSCRIBE: usize = 200;
 
 impl std::fmt::Debug for BinanceAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -47,14 +64,37 @@ impl BinanceAdapter {
     /// `registry`. If no instrument uses the venue, every symbol counts as
     /// unknown.
     pub fn new(registry: Arc<InstrumentRegistry>, venue: &str) -> Self {
-        let venue = registry.venue_id(venue);
+        let venue_id = registry.venue_id(venue);
+        let n = registry.len();
         Self {
             registry,
-            venue,
+            venue: venue_id,
             scratch: Vec::with_capacity(64 * 1024),
             buffers: Buffers::new(64 * 1024),
             tape: Tape(Vec::with_capacity(4096)),
+            last_trade: vec![[0; 2]; n],
+            streams: Vec::new(),
+            subscribe_id: 0,
         }
+    }
+
+    /// An adapter for `params.venue` that subscribes to `params.symbols` ×
+    /// `params.channels` (default `trade`, `bookTicker`) on connect.
+    pub fn with_params(registry: Arc<InstrumentRegistry>, params: &AdapterParams) -> Self {
+        let mut a = Self::new(registry, &params.venue);
+        let default = ["trade".to_string(), "bookTicker".to_string()];
+        let channels: &[String] = if params.channels.is_empty() {
+            &default
+        } else {
+            &params.channels
+        };
+        for sym in &params.symbols {
+            for ch in channels {
+                a.streams
+                    .push(format!("{}@{}", sym.to_ascii_lowercase(), ch.trim()));
+            }
+        }
+        a
     }
 }
 
@@ -79,6 +119,18 @@ fn size(inst: &Instrument, s: &str, k: &'static str) -> Result<i64, DecodeError>
 }
 
 impl Adapter for BinanceAdapter {
+    fn on_connect(&mut self, out: &mut Vec<String>) {
+        for chunk in self.streams.chunks(STREAMS_PER_SUBSCRIBE) {
+            self.subscribe_id += 1;
+            let params: Vec<String> = chunk.iter().map(|s| format!("\"{s}\"")).collect();
+            out.push(format!(
+                r#"{{"method":"SUBSCRIBE","params":[{}],"id":{}}}"#,
+                params.join(","),
+                self.subscribe_id
+            ));
+        }
+    }
+
     fn decode(
         &mut self,
         frame: &[u8],
@@ -99,6 +151,7 @@ impl Adapter for BinanceAdapter {
                 recv_ns,
                 out,
                 counters,
+                &mut self.last_trade,
             ),
             Err(_) => Err(DecodeError::Json),
         };
@@ -107,6 +160,40 @@ impl Adapter for BinanceAdapter {
     }
 }
 
+/// Checks `id` against the last trade id of `inst` (`slot` 0 = trade,
+/// 1 = aggTrade) and appends a gap tick when ids were skipped.
+#[inline]
+fn check_trade_id(
+    last: &mut [[u64; 2]],
+    inst: &Instrument,
+    slot: usize,
+    id: u64,
+    ts: i64,
+    recv_ns: i64,
+    out: &mut Vec<Tick>,
+    counters: &FeedCounters,
+) {
+    let Some(l) = last.get_mut(inst.id.0 as usize).map(|l| &mut l[slot]) else {
+        return;
+    };
+    let expected = l.wrapping_add(1);
+    if *l != 0 && id > expected {
+        counters.gaps.inc();
+        out.push(Tick {
+            ts_event_ns: ts,
+            ts_recv_ns: recv_ns,
+            price: id as i64,
+            size: (id - expected).min(i64::MAX as u64) as i64,
+            id: expected,
+            instrument: inst.id,
+            kind: TickKind::Gap as u8,
+            ..Tick::default()
+        });
+    }
+    *l = id;
+}
+
+#[allow(clippy::too_many_arguments)]
 fn decode_value(
     root: Value<'_, '_>,
     reg: &InstrumentRegistry,
@@ -114,6 +201,7 @@ fn decode_value(
     recv_ns: i64,
     out: &mut Vec<Tick>,
     counters: &FeedCounters,
+    last_trade: &mut [[u64; 2]],
 ) -> Result<Decoded, DecodeError> {
     if !root.is_object() {
         return Err(DecodeError::Json);
@@ -153,6 +241,17 @@ fn decode_value(
             if p <= 0 || q < 0 {
                 t.flags |= flags::SUSPECT;
             }
+            let slot = usize::from(id_key == "a");
+            check_trade_id(
+                last_trade,
+                inst,
+                slot,
+                id,
+                t_ms * MS,
+                recv_ns,
+                out,
+                counters,
+            );
             out.push(t);
         }
         Some("bookTicker") | None if data.get("b").is_some_and(|b| b.into_string().is_some()) => {
@@ -425,6 +524,58 @@ mod tests {
         assert_eq!(r, Ok(Decoded::Data(1)));
         assert_eq!(out[0].id, 9);
         assert_eq!(out[0].side(), Side::Buy);
+    }
+
+    #[test]
+    fn trade_id_gaps_emit_gap_ticks() {
+        let (mut a, c) = adapter();
+        let tr = |id: u64| {
+            format!(
+                r#"{{"data":{{"e":"trade","s":"BTCUSDT","t":{id},"p":"1.00","q":"1","T":5,"m":false}}}}"#
+            )
+        };
+        assert_eq!(dec(&mut a, &c, &tr(100)).0, Ok(Decoded::Data(1)));
+        assert_eq!(dec(&mut a, &c, &tr(101)).0, Ok(Decoded::Data(1)));
+        let (r, out) = dec(&mut a, &c, &tr(104));
+        assert_eq!(r, Ok(Decoded::Data(2)));
+        assert_eq!(out[0].kind(), Some(TickKind::Gap));
+        assert_eq!(out[0].id, 102, "expected id");
+        assert_eq!(out[0].price, 104, "received id");
+        assert_eq!(out[0].size, 2, "missing ids");
+        assert_eq!(out[1].kind(), Some(TickKind::Trade));
+        assert_eq!(c.gaps.get(), 1);
+        // Going back (replay / new server) restarts the check silently.
+        assert_eq!(dec(&mut a, &c, &tr(50)).0, Ok(Decoded::Data(1)));
+        assert_eq!(dec(&mut a, &c, &tr(51)).0, Ok(Decoded::Data(1)));
+        assert_eq!(c.gaps.get(), 1);
+        // aggTrade ids are a separate sequence.
+        let agg = r#"{"data":{"e":"aggTrade","s":"BTCUSDT","a":9000,"p":"1.00","q":"1","T":5,"m":false}}"#;
+        assert_eq!(dec(&mut a, &c, agg).0, Ok(Decoded::Data(1)));
+        assert_eq!(c.gaps.get(), 1);
+    }
+
+    #[test]
+    fn subscribes_on_every_connect() {
+        let mut r = InstrumentRegistry::new();
+        r.add("BINANCE:BTCUSDT", 2, 8, None).unwrap();
+        let params = AdapterParams {
+            venue: "BINANCE".into(),
+            symbols: vec!["BTCUSDT".into(), "ethusdt".into()],
+            channels: vec![],
+            api_key: None,
+        };
+        let mut a = BinanceAdapter::with_params(Arc::new(r), &params);
+        let mut out = Vec::new();
+        a.on_connect(&mut out);
+        assert_eq!(
+            out,
+            vec![
+                r#"{"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@bookTicker","ethusdt@trade","ethusdt@bookTicker"],"id":1}"#
+            ]
+        );
+        out.clear();
+        a.on_connect(&mut out);
+        assert!(out[0].ends_with(r#""id":2}"#), "{out:?}");
     }
 
     #[test]

@@ -176,6 +176,17 @@ pub struct FeedCounters {
     pub ring_full: Counter,
     /// Ticks dropped on a full ring (drop policy only).
     pub drops: Counter,
+    /// Frames that decoded as market data (`frames` = `data_frames` +
+    /// `control` + `decode_errors` + `decimal_errors`).
+    pub data_frames: Counter,
+    /// Sequence gaps detected by adapters (one per Gap tick).
+    pub gaps: Counter,
+    /// Connections re-established after a drop, stale feed or rotation.
+    pub reconnects: Counter,
+    /// Stale-feed watchdog firings (each forces a reconnect).
+    pub stale: Counter,
+    /// Times a feed's circuit breaker opened.
+    pub circuit_open: Counter,
 }
 
 /// Kernel-thread counters.
