@@ -38,7 +38,7 @@ enum Command {
     /// Local exchange simulator: serves a venue's real WebSocket protocol
     /// (generated market or a recorded capture) on 127.0.0.1, with fault
     /// injection, for tests and benches.
-    Feedsim(feedsim::FeedsimArgs),
+    Feedsim(Box<feedsim::FeedsimArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -79,7 +79,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Run(a) => cmd_run(a),
-        Command::Feedsim(a) => feedsim::cmd_feedsim(a),
+        Command::Feedsim(a) => feedsim::cmd_feedsim(*a),
     };
     match res {
         Ok(code) => code,

@@ -163,6 +163,7 @@ impl Adapter for BinanceAdapter {
 /// Checks `id` against the last trade id of `inst` (`slot` 0 = trade,
 /// 1 = aggTrade) and appends a gap tick when ids were skipped.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn check_trade_id(
     last: &mut [[u64; 2]],
     inst: &Instrument,

@@ -44,8 +44,7 @@ impl Backoff {
         let shift = n.min(63);
         let v = self
             .initial_ns
-            .checked_mul(1u64 << shift)
-            .unwrap_or(u64::MAX)
+            .saturating_mul(1u64 << shift)
             .min(self.cap_ns);
         Duration::from_nanos(v)
     }

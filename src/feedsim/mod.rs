@@ -896,6 +896,8 @@ fn serve(sh: &Shared, sock: std::net::TcpStream, id: u64) -> Result<(), String> 
     };
     let path = Arc::new(Mutex::new(String::new()));
     let p2 = path.clone();
+    // The error type is tungstenite's; it is never returned here.
+    #[allow(clippy::result_large_err)]
     let callback = move |req: &tungstenite::handshake::server::Request,
                          resp: tungstenite::handshake::server::Response| {
         if let Ok(mut p) = p2.lock() {
