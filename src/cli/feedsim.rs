@@ -75,6 +75,12 @@ pub(super) struct FeedsimArgs {
     /// Fault: skip every N-th trade (a trade-id gap).
     #[arg(long, default_value_t = 0, value_name = "N")]
     gap_every: u64,
+    /// With --max (Binance generator): pre-generate N frames per connection
+    /// and serve them in a loop as pre-encoded WebSocket frames (times and
+    /// trade ids patched forward each lap), so the simulator costs almost
+    /// no CPU and a loopback bench measures the client. Faults are off.
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "max")]
+    pool: usize,
     /// Polygon: the API key `auth` must carry (default: accept any).
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
@@ -145,6 +151,7 @@ pub(super) fn cmd_feedsim(a: FeedsimArgs) -> Result<i32> {
     cfg.faults.refuse_for_ms = a.refuse_for_ms;
     cfg.faults.gap_every = a.gap_every;
     cfg.api_key = a.api_key;
+    cfg.pool = a.pool;
 
     let stop = super::stop_flag()?;
     let sim = FeedSim::start(cfg)?;

@@ -265,6 +265,13 @@ pub struct FeedSimConfig {
     pub faults: Faults,
     /// Polygon: the key `auth` must carry (`None` accepts any key).
     pub api_key: Option<String>,
+    /// Binance generator at `Pace::Max` only: pre-generate this many
+    /// frames per connection, pre-encoded as WebSocket frames, and write
+    /// them in large chunks in a loop (event times, trade ids patched
+    /// forward each lap so they keep increasing). Makes the simulator
+    /// nearly free so a loopback bench measures the engine; faults are not
+    /// applied. 0 = generate live.
+    pub pool: usize,
 }
 
 impl FeedSimConfig {
@@ -283,6 +290,7 @@ impl FeedSimConfig {
             capture: None,
             faults: Faults::default(),
             api_key: None,
+            pool: 0,
         }
     }
 
@@ -480,6 +488,21 @@ impl std::fmt::Debug for FeedSim {
     }
 }
 
+/// The market generator for `cfg`'s symbols.
+fn new_generator(cfg: &FeedSimConfig) -> Result<SimSource, FeedSimError> {
+    let mut reg = InstrumentRegistry::new();
+    let mut prices = Vec::new();
+    for s in &cfg.symbols {
+        let key = format!("FEEDSIM:{}", s.symbol);
+        reg.add(&key, s.price_precision, s.size_precision, None)
+            .map_err(|e| FeedSimError::Config(e.to_string()))?;
+        prices.push((key, s.start_price.clone()));
+    }
+    let mut sim_cfg = cfg.sim.clone();
+    sim_cfg.messages = 0;
+    Ok(SimSource::new(&reg, "FEEDSIM", &prices, sim_cfg))
+}
+
 fn tls_server_config() -> Result<(Arc<ServerConfig>, String), FeedSimError> {
     let ck = rcgen::generate_simple_self_signed(vec![
         "localhost".to_string(),
@@ -510,6 +533,13 @@ impl FeedSim {
         if cfg.symbols.is_empty() && cfg.capture.is_none() {
             return Err(FeedSimError::Config("no symbols to simulate".into()));
         }
+        if cfg.pool > 0
+            && (cfg.venue != Venue::Binance || cfg.capture.is_some() || cfg.pace != Pace::Max)
+        {
+            return Err(FeedSimError::Config(
+                "a prebuilt pool needs the Binance generator at --max pace".into(),
+            ));
+        }
         let market = match &cfg.capture {
             Some((path, fmt)) => {
                 let frames = read_capture(path, *fmt).map_err(FeedSimError::Capture)?;
@@ -520,23 +550,11 @@ impl FeedSim {
                     t0,
                 }
             }
-            None => {
-                let mut reg = InstrumentRegistry::new();
-                let mut prices = Vec::new();
-                for s in &cfg.symbols {
-                    let key = format!("FEEDSIM:{}", s.symbol);
-                    reg.add(&key, s.price_precision, s.size_precision, None)
-                        .map_err(|e| FeedSimError::Config(e.to_string()))?;
-                    prices.push((key, s.start_price.clone()));
-                }
-                let mut sim_cfg = cfg.sim.clone();
-                sim_cfg.messages = 0;
-                Market::Gen {
-                    sim: Box::new(SimSource::new(&reg, "FEEDSIM", &prices, sim_cfg)),
-                    buf: Vec::with_capacity(512),
-                    made: 0,
-                }
-            }
+            None => Market::Gen {
+                sim: Box::new(new_generator(&cfg)?),
+                buf: Vec::with_capacity(512),
+                made: 0,
+            },
         };
         let (tls, cert_pem) = if cfg.tls {
             let (c, pem) = tls_server_config()?;
@@ -943,6 +961,9 @@ fn serve(sh: &Shared, sock: std::net::TcpStream, id: u64) -> Result<(), String> 
     }
     c.flush()?;
 
+    if sh.cfg.pool > 0 {
+        return serve_pool(&mut c, &mut session, id);
+    }
     let f = sh.cfg.faults;
     let capture = sh.cfg.capture.is_some();
     let mut sent = 0u64;
@@ -1098,9 +1119,281 @@ fn serve(sh: &Shared, sock: std::net::TcpStream, id: u64) -> Result<(), String> 
     }
 }
 
+/// Where to patch one pooled trade frame each lap.
+struct Patch {
+    /// Byte offsets of the 13-digit `E` and `T` millisecond times.
+    e_at: usize,
+    t_at: usize,
+    /// Byte offset and width of the trade id digits.
+    id_at: usize,
+    id_width: usize,
+    e0: i64,
+    t0: i64,
+    id0: u64,
+    sym: usize,
+}
+
+/// Pre-encoded frames served in a loop (see [`FeedSimConfig::pool`]).
+struct Pool {
+    bytes: Vec<u8>,
+    /// Start offset of every frame, plus the end.
+    starts: Vec<usize>,
+    patches: Vec<Patch>,
+    /// Event-time span of one lap, ms.
+    span_ms: i64,
+    /// Trades per symbol in one lap.
+    trades_per_sym: Vec<u64>,
+}
+
+fn digits_at(b: &[u8], key: &[u8]) -> Option<(usize, usize, u64)> {
+    let at = b.windows(key.len()).position(|w| w == key)? + key.len();
+    let width = b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let v = std::str::from_utf8(&b[at..at + width]).ok()?.parse().ok()?;
+    Some((at, width, v))
+}
+
+fn write_digits(dst: &mut [u8], mut v: u64) -> bool {
+    for d in dst.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    v == 0
+}
+
+fn ws_text_header(out: &mut Vec<u8>, len: usize) {
+    out.push(0x81);
+    match len {
+        n if n < 126 => out.push(n as u8),
+        n if n <= 0xFFFF => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+}
+
+fn build_pool(sh: &Shared, session: &mut venues::Session) -> Result<Pool, String> {
+    let n = sh.cfg.pool;
+    let mut sim = new_generator(&sh.cfg).map_err(|e| e.to_string())?;
+    let syms: Vec<&str> = sh.cfg.symbols.iter().map(|s| s.symbol.as_str()).collect();
+    let mut pool = Pool {
+        bytes: Vec::with_capacity(n * 180),
+        starts: Vec::with_capacity(n + 1),
+        patches: Vec::new(),
+        span_ms: (n as i64 / 1_000).max(1),
+        trades_per_sym: vec![0; syms.len()],
+    };
+    let t0 = crate::clock::wall_now_ns();
+    let mut raw = Vec::with_capacity(512);
+    let mut enc = String::with_capacity(512);
+    for i in 0..n {
+        raw.clear();
+        sim.generate(&mut raw, t0 + i as i64 * 1_000);
+        let text = String::from_utf8_lossy(&raw);
+        if !session.encode(&text, t0, &mut enc) {
+            continue;
+        }
+        let start = pool.bytes.len();
+        pool.starts.push(start);
+        ws_text_header(&mut pool.bytes, enc.len());
+        let body = pool.bytes.len();
+        pool.bytes.extend_from_slice(enc.as_bytes());
+        if venues::is_trade_frame(&enc) {
+            let b = &pool.bytes[body..];
+            let sym = venues::parse_sim_frame(&enc).and_then(|e| match e {
+                venues::MarketEvent::Trade { symbol, .. } => syms.iter().position(|s| *s == symbol),
+                venues::MarketEvent::Quote { .. } => None,
+            });
+            if let (Some((e_at, 13, e0)), Some((t_at, 13, t0v)), Some((id_at, w, id0)), Some(sym)) = (
+                digits_at(b, br#""E":"#),
+                digits_at(b, br#""T":"#),
+                digits_at(b, br#""t":"#),
+                sym,
+            ) {
+                pool.trades_per_sym[sym] += 1;
+                pool.patches.push(Patch {
+                    e_at: body + e_at,
+                    t_at: body + t_at,
+                    id_at: body + id_at,
+                    id_width: w,
+                    e0: e0 as i64,
+                    t0: t0v as i64,
+                    id0,
+                    sym,
+                });
+            }
+        }
+    }
+    pool.starts.push(pool.bytes.len());
+    if pool.starts.len() < 2 {
+        return Err("nothing subscribed matches the generated market".into());
+    }
+    Ok(pool)
+}
+
+impl Pool {
+    /// Moves event times and trade ids forward to lap `lap`.
+    fn patch(&mut self, lap: u64) {
+        for p in &self.patches {
+            let dt = self.span_ms * lap as i64;
+            let _ = write_digits(&mut self.bytes[p.e_at..p.e_at + 13], (p.e0 + dt) as u64);
+            let _ = write_digits(&mut self.bytes[p.t_at..p.t_at + 13], (p.t0 + dt) as u64);
+            let id = p.id0 + self.trades_per_sym[p.sym] * lap;
+            // A wider id does not fit: leave it (the client sees the id
+            // sequence restart, which it treats as a reset, not a gap).
+            let mut tmp = [0u8; 20];
+            let w = p.id_width.min(20);
+            if write_digits(&mut tmp[..w], id) {
+                self.bytes[p.id_at..p.id_at + w].copy_from_slice(&tmp[..w]);
+            }
+        }
+    }
+}
+
+/// Serves a prebuilt pool: waits for the subscribe, then writes
+/// frame-aligned chunks of pre-encoded frames as fast as the socket takes
+/// them. Client messages are read only between chunks, so a pong written
+/// by tungstenite never lands inside a raw frame.
+fn serve_pool(c: &mut Conn<'_>, session: &mut venues::Session, id: u64) -> Result<(), String> {
+    const CHUNK_FRAMES: usize = 1024;
+    let sh = c.sh;
+    let mut replies = Vec::new();
+    let mut pool: Option<Pool> = None;
+    let mut frame = 0usize;
+    let mut lap = 0u64;
+    // Bytes of the current chunk not written yet: [pos, end).
+    let (mut pos, mut end, mut chunk_frames) = (0usize, 0usize, 0usize);
+    loop {
+        if sh.stopped() {
+            return Ok(());
+        }
+        if pos == end {
+            // Between chunks: client messages, subscribe.
+            loop {
+                match c.ws.read() {
+                    Ok(Message::Text(t)) => {
+                        let sub = session.on_client_text(t.as_str(), 0, &mut replies);
+                        if sub {
+                            sh.counters.subscribes.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if let Ok(mut r) = sh.received.lock() {
+                            r.push(ReceivedMessage {
+                                conn: id,
+                                text: t.as_str().to_string(),
+                                subscribe: sub,
+                            });
+                        }
+                        for r in replies.drain(..) {
+                            c.send(&r)?;
+                        }
+                    }
+                    Ok(Message::Close(_)) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) if would_block(&e) => break,
+                    Err(
+                        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                    ) => {
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            c.flush_all(Duration::from_secs(1))?;
+            if c.blocked {
+                continue;
+            }
+            sh.counters
+                .data_messages
+                .fetch_add(chunk_frames as u64, Ordering::Relaxed);
+            chunk_frames = 0;
+            if !session.active() {
+                let _ = c.poll.poll(&mut c.events, Some(Duration::from_millis(10)));
+                continue;
+            }
+            if pool.is_none() {
+                pool = Some(build_pool(sh, session)?);
+            }
+            let Some(p) = pool.as_mut() else { continue };
+            let frames = p.starts.len() - 1;
+            if frame >= frames {
+                frame = 0;
+                lap += 1;
+                p.patch(lap);
+            }
+            let last = (frame + CHUNK_FRAMES).min(frames);
+            pos = p.starts[frame];
+            end = p.starts[last];
+            chunk_frames = last - frame;
+            frame = last;
+        }
+        let Some(p) = pool.as_ref() else { continue };
+        match c.ws.get_mut().write(&p.bytes[pos..end]) {
+            Ok(0) => return Err("socket closed".into()),
+            Ok(n) => pos += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let _ = c.ws.get_mut().flush();
+                let _ = c.poll.poll(&mut c.events, Some(Duration::from_millis(50)));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        if pos == end {
+            let _ = c.ws.get_mut().flush();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_patches_times_and_ids_forward() {
+        let mut cfg = FeedSimConfig::new(Venue::Binance);
+        cfg.pace = Pace::Max;
+        cfg.pool = 2_000;
+        cfg.sim.trade_ratio = 1.0;
+        cfg.symbols.truncate(2);
+        let sh = Shared {
+            cfg,
+            stop: AtomicBool::new(false),
+            stall_done: AtomicBool::new(false),
+            market: Mutex::new(Market::Capture {
+                frames: Vec::new(),
+                next: 0,
+                t0: 0,
+            }),
+            received: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+            tls: None,
+            threads: Mutex::new(Vec::new()),
+        };
+        let mut session = venues::Session::new(Venue::Binance, 1, None);
+        session.on_path("/stream?streams=btcusdt@trade/ethusdt@trade");
+        let mut pool = build_pool(&sh, &mut session).unwrap();
+        assert_eq!(pool.starts.len(), 2_001);
+        assert_eq!(pool.patches.len(), 2_000);
+        let frame = |p: &Pool, i: usize| {
+            let b = &p.bytes[p.starts[i]..p.starts[i + 1]];
+            let hdr = if b[1] < 126 { 2 } else { 4 };
+            serde_json::from_slice::<serde_json::Value>(&b[hdr..]).unwrap()
+        };
+        let a = frame(&pool, 0);
+        pool.patch(3);
+        let b = frame(&pool, 0);
+        assert_eq!(
+            b["data"]["T"].as_i64().unwrap() - a["data"]["T"].as_i64().unwrap(),
+            3 * pool.span_ms
+        );
+        let sym = pool.patches[0].sym;
+        assert_eq!(
+            b["data"]["t"].as_u64().unwrap() - a["data"]["t"].as_u64().unwrap(),
+            3 * pool.trades_per_sym[sym]
+        );
+        assert_eq!(a["data"]["s"], b["data"]["s"]);
+    }
 
     #[test]
     fn symbol_specs_parse() {
