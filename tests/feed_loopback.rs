@@ -590,3 +590,196 @@ fn binance_prebuilt_pool_laps_keep_ids_and_times_increasing() {
     }
     lb.assert_accounting();
 }
+
+// ---- WebSocket client details, against a minimal scripted server ----
+
+use tickwire::feed::ws::{WsConnSpec, WsSource};
+use tickwire::feed::{FrameSource, SourceEvent, SourceEventKind, SourcePoll};
+
+/// A one-thread blocking WebSocket server: per connection, runs `script`
+/// (which may send and read); records every text message received.
+struct ScriptServer {
+    addr: std::net::SocketAddr,
+    got: Arc<std::sync::Mutex<Vec<(usize, String)>>>,
+    _t: std::thread::JoinHandle<()>,
+}
+
+fn script_server(
+    conns: usize,
+    script: impl Fn(usize, &mut tungstenite::WebSocket<std::net::TcpStream>, &dyn Fn(usize, String))
+    + Send
+    + 'static,
+) -> ScriptServer {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = got.clone();
+    let t = std::thread::spawn(move || {
+        for n in 0..conns {
+            let Ok((s, _)) = l.accept() else { return };
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let Ok(mut ws) = tungstenite::accept(s) else {
+                continue;
+            };
+            let rec = |c: usize, m: String| g.lock().unwrap().push((c, m));
+            script(n, &mut ws, &rec);
+        }
+    });
+    ScriptServer { addr, got, _t: t }
+}
+
+/// Polls `src` until `done(frames, events)`; returns them.
+fn drive(
+    src: &mut WsSource,
+    what: &str,
+    mut done: impl FnMut(&[String], &[SourceEvent]) -> bool,
+) -> (Vec<String>, Vec<SourceEvent>) {
+    let clock = Clock::new();
+    let (mut frames, mut evs) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    while !done(&frames, &evs) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "{what}: frames {frames:?} events {evs:?}"
+        );
+        while let Some(e) = src.next_event() {
+            evs.push(e);
+        }
+        buf.clear();
+        match src.poll_frame(&mut buf, &clock) {
+            SourcePoll::Frame { recv_ns } => {
+                assert!(recv_ns > 0);
+                frames.push(String::from_utf8(buf.clone()).unwrap());
+            }
+            SourcePoll::Idle => std::thread::sleep(Duration::from_micros(300)),
+            SourcePoll::Done => panic!("never done"),
+        }
+    }
+    while let Some(e) = src.next_event() {
+        evs.push(e);
+    }
+    (frames, evs)
+}
+
+fn spec(url: &str) -> WsConnSpec {
+    let mut s = WsConnSpec::new("t", 0, url, None).unwrap();
+    s.backoff_initial = Duration::from_millis(5);
+    s.backoff_max = Duration::from_millis(20);
+    s
+}
+
+#[test]
+fn ws_ping_gets_a_pong_and_localhost_resolves() {
+    let srv = script_server(1, |_, ws, rec| {
+        ws.send(tungstenite::Message::Ping(b"are you there".to_vec().into()))
+            .unwrap();
+        loop {
+            match ws.read() {
+                Ok(tungstenite::Message::Pong(p)) => {
+                    rec(0, format!("pong:{}", String::from_utf8_lossy(&p)));
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+        ws.send(tungstenite::Message::text("after pong")).unwrap();
+        let _ = ws.read();
+    });
+    // `localhost` goes through the resolver thread (and may try ::1 first).
+    let url = format!("ws://localhost:{}/", srv.addr.port());
+    let mut src = WsSource::new(vec![spec(&url)], Clock::new(), 1).unwrap();
+    let (frames, evs) = drive(&mut src, "text after the pong", |f, _| !f.is_empty());
+    assert_eq!(frames, vec!["after pong"]);
+    assert_eq!(evs[0].kind, SourceEventKind::Connected);
+    assert_eq!(
+        *srv.got.lock().unwrap(),
+        vec![(0, "pong:are you there".to_string())]
+    );
+    assert_eq!(src.stats().pings, 1);
+}
+
+#[test]
+fn ws_keepalive_sent_on_interval_and_outgoing_messages_delivered() {
+    let srv = script_server(1, |_, ws, rec| {
+        let mut n = 0;
+        while let Ok(m) = ws.read() {
+            if let tungstenite::Message::Text(t) = m {
+                rec(0, t.to_string());
+                n += 1;
+                if n == 4 {
+                    ws.send(tungstenite::Message::text("done")).unwrap();
+                }
+            }
+        }
+    });
+    let mut s = spec(&format!("ws://127.0.0.1:{}/", srv.addr.port()));
+    s.keepalive = Some((Duration::from_millis(100), r#"{"op":"ping"}"#.to_string()));
+    let mut src = WsSource::new(vec![s], Clock::new(), 1).unwrap();
+    drive(&mut src, "connected", |_, e| !e.is_empty());
+    src.send(0, &[r#"{"op":"subscribe"}"#.to_string()]);
+    src.send(9, &["no such stream".to_string()]);
+    let (frames, _) = drive(&mut src, "server saw 4 messages", |f, _| !f.is_empty());
+    assert_eq!(frames, vec!["done"]);
+    let got: Vec<String> = srv
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| m.clone())
+        .collect();
+    assert_eq!(got[0], r#"{"op":"subscribe"}"#);
+    assert!(got[1..].iter().all(|m| m == r#"{"op":"ping"}"#), "{got:?}");
+}
+
+#[test]
+fn ws_rotates_connections_at_max_age() {
+    let srv = script_server(3, |n, ws, _| {
+        ws.send(tungstenite::Message::text(format!("conn {n}")))
+            .unwrap();
+        // Hold the connection until the client closes it.
+        while ws.read().is_ok() {}
+    });
+    let mut s = spec(&format!("ws://127.0.0.1:{}/", srv.addr.port()));
+    s.max_age = Duration::from_millis(200);
+    let mut src = WsSource::new(vec![s], Clock::new(), 1).unwrap();
+    let (frames, evs) = drive(&mut src, "three connections", |f, _| f.len() == 3);
+    assert_eq!(frames, vec!["conn 0", "conn 1", "conn 2"]);
+    let kinds: Vec<_> = evs.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds[..5],
+        [
+            SourceEventKind::Connected,
+            SourceEventKind::Disconnected,
+            SourceEventKind::Connected,
+            SourceEventKind::Disconnected,
+            SourceEventKind::Connected
+        ]
+    );
+    assert_eq!(src.stats().failures, 0, "rotation is not a failure");
+}
+
+#[test]
+fn ws_oversized_frame_closes_the_connection() {
+    let srv = script_server(2, |n, ws, _| {
+        if n == 0 {
+            ws.send(tungstenite::Message::text("x".repeat(5_000)))
+                .unwrap();
+        } else {
+            ws.send(tungstenite::Message::text("small")).unwrap();
+        }
+        while ws.read().is_ok() {}
+    });
+    let mut s = spec(&format!("ws://127.0.0.1:{}/", srv.addr.port()));
+    s.max_frame_bytes = 4_096;
+    let mut src = WsSource::new(vec![s], Clock::new(), 1).unwrap();
+    let (frames, evs) = drive(
+        &mut src,
+        "the small frame on the next connection",
+        |f, _| !f.is_empty(),
+    );
+    assert_eq!(frames, vec!["small"], "the 5,000-byte frame was refused");
+    assert!(evs.iter().any(|e| e.kind == SourceEventKind::Disconnected));
+    assert_eq!(src.stats().failures, 1);
+}
