@@ -99,7 +99,9 @@ pub fn build_feed(
         .iter()
         .filter_map(|i| i.sim_price.clone().map(|p| (i.symbol.clone(), p)))
         .collect();
-    let mut sims: Vec<(Box<dyn FrameSource>, u32)> = Vec::new();
+    // (source, its stream → stage stream map)
+    let mut sims: Vec<(Box<dyn FrameSource>, Vec<u32>)> = Vec::new();
+    let mut ws_map: Vec<u32> = Vec::new();
     let mut specs = Vec::new();
     let mut feedsims = Vec::new();
     let mut streams = Vec::new();
@@ -132,11 +134,13 @@ pub fn build_feed(
                 }
                 sims.push((
                     Box::new(SimSource::new(&sub, &f.venue, &prices, f.sim.clone())),
-                    stream,
+                    vec![stream],
                 ));
             }
             FeedEndpoint::WebSocket { url, .. } => {
-                let mut spec = WsConnSpec::from_feed_config(f, stream, &url, None)
+                let local = ws_map.len() as u32;
+                ws_map.push(stream);
+                let mut spec = WsConnSpec::from_feed_config(f, local, &url, None)
                     .map_err(|e| feed_err(i, "url", e.to_string()))?;
                 spec.keepalive = keepalive;
                 specs.push(spec);
@@ -156,9 +160,11 @@ pub fn build_feed(
                     Pace::Max
                 };
                 let sim = FeedSim::start(sc).map_err(|e| feed_err(i, "url", e.to_string()))?;
+                let local = ws_map.len() as u32;
+                ws_map.push(stream);
                 let mut spec = WsConnSpec::from_feed_config(
                     f,
-                    stream,
+                    local,
                     &sim.url(),
                     sim.cert_pem().map(str::as_bytes),
                 )
@@ -184,9 +190,10 @@ pub fn build_feed(
         for s in feedsims {
             ws.attach(Box::new(s));
         }
-        sims.push((Box::new(ws), 0));
+        sims.push((Box::new(ws), ws_map));
     }
-    let source: Box<dyn FrameSource> = if sims.len() == 1 && sims[0].1 == 0 {
+    let identity = |m: &[u32]| m.iter().enumerate().all(|(i, g)| *g == i as u32);
+    let source: Box<dyn FrameSource> = if sims.len() == 1 && identity(&sims[0].1) {
         sims.pop()
             .map(|(s, _)| s)
             .ok_or_else(|| ConfigError::Invalid {

@@ -783,3 +783,101 @@ fn ws_oversized_frame_closes_the_connection() {
     assert!(evs.iter().any(|e| e.kind == SourceEventKind::Disconnected));
     assert_eq!(src.stats().failures, 1);
 }
+
+#[test]
+fn mixed_feeds_sim_ws_and_feedsim_share_one_feed_thread() {
+    // Feed 0: a feedsim started by the test, reached over ws:// (BINANCE
+    // venue); feed 1: the socket-free simulator (SIM venue);
+    // feed 2: an in-process feedsim:// (BINANCE2 venue). The WebSocket
+    // feeds are streams 0 and 2: subscribes must reach the right server.
+    let sim = FeedSim::start({
+        let mut sc = FeedSimConfig::new(Venue::Binance);
+        sc.symbols.truncate(1);
+        sc.pace = Pace::Rate(2_000.0);
+        sc
+    })
+    .unwrap();
+    let inst = |s: &str, pp: u8, sp: u8| InstrumentConfig {
+        symbol: s.into(),
+        price_precision: pp,
+        size_precision: sp,
+        sector: None,
+        sim_price: Some("100.00".into()),
+    };
+    let mut cfg = EngineConfig {
+        instruments: vec![
+            inst("BINANCE:BTCUSDT", 2, 5),
+            inst("SIM:ETHUSDT", 2, 4),
+            inst("BINANCE2:BTCUSDT", 2, 5),
+        ],
+        ..EngineConfig::default()
+    };
+    let base = cfg.feeds[0].clone();
+    cfg.feeds = vec![
+        FeedConfig {
+            name: "ws".into(),
+            venue: "BINANCE".into(),
+            url: sim.url(),
+            ..base.clone()
+        },
+        FeedConfig {
+            name: "local".into(),
+            venue: "SIM".into(),
+            url: "sim://".into(),
+            ..base.clone()
+        },
+        FeedConfig {
+            name: "inproc".into(),
+            venue: "BINANCE2".into(),
+            url: "feedsim://127.0.0.1:0".into(),
+            ..base
+        },
+    ];
+    for f in &mut cfg.feeds {
+        f.sim.rate = 2_000.0;
+    }
+    cfg.validate().unwrap();
+    let reg = Arc::new(cfg.registry().unwrap());
+    let clock = Clock::new();
+    let (source, streams) = build_feed(&cfg, &reg, clock, &FeedSecrets::new()).unwrap();
+    let mut stage = FeedStage::with_streams(source, streams, clock);
+    let tel = Telemetry::new(reg.len());
+    let mut rec = StageRecorder::new(tel.decode.clone());
+    let mut per_inst = [0usize; 3];
+    let mut status = Vec::new();
+    let start = Instant::now();
+    while per_inst.iter().any(|n| *n < 100) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "every feed delivers: {per_inst:?}; subscribes {:?}",
+            sim.received_subscribes()
+        );
+        match stage.step(&tel.feed, &mut rec) {
+            FeedStep::Ticks(_) => {
+                for t in stage.ticks() {
+                    match t.kind() {
+                        Some(TickKind::Trade | TickKind::Quote) => {
+                            per_inst[t.instrument.0 as usize] += 1
+                        }
+                        Some(TickKind::FeedStatus) => status.push((t.instrument.0, t.id)),
+                        _ => {}
+                    }
+                }
+            }
+            FeedStep::Idle => std::thread::sleep(Duration::from_micros(200)),
+            FeedStep::Done => panic!("WebSocket feeds never end"),
+        }
+    }
+    // The stand-alone server got exactly the BINANCE feed's subscribe.
+    assert_eq!(
+        sim.received_subscribes(),
+        vec![r#"{"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@bookTicker"],"id":1}"#]
+    );
+    // CONNECTED for the two WebSocket feeds' instruments (0 and 2), none for sim://.
+    status.sort();
+    assert_eq!(
+        status,
+        vec![(0, feed_status::CONNECTED), (2, feed_status::CONNECTED)]
+    );
+    assert_eq!(tel.feed.decode_errors.get(), 0);
+}

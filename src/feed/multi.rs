@@ -3,8 +3,8 @@
 //! Children are polled round-robin; a child that has frames keeps the turn
 //! for up to [`BURST`] frames (batching), then the next child gets it, so a
 //! never-idle child (an unpaced simulator, a busy socket) cannot starve the
-//! others. Each child has a stream offset: its frames, events and sends are
-//! mapped between its own stream numbers and the stage's.
+//! others. Each child has a stream map: its own stream `s` is the stage's
+//! stream `map[s]`; frames, events and sends are translated both ways.
 
 use super::{FrameSource, SourceEvent, SourcePoll};
 use crate::clock::Clock;
@@ -14,8 +14,15 @@ pub const BURST: u32 = 32;
 
 struct Child {
     source: Box<dyn FrameSource>,
-    offset: u32,
+    /// Child stream → stage stream.
+    map: Vec<u32>,
     done: bool,
+}
+
+impl Child {
+    fn global(&self, local: u32) -> u32 {
+        self.map.get(local as usize).copied().unwrap_or(u32::MAX)
+    }
 }
 
 /// Round-robin combination of sources.
@@ -40,9 +47,9 @@ impl std::fmt::Debug for MultiSource {
 }
 
 impl MultiSource {
-    /// Combines `(source, stream offset)` pairs: a child's stream `s` is the
-    /// stage's stream `offset + s`.
-    pub fn new(children: Vec<(Box<dyn FrameSource>, u32)>) -> Self {
+    /// Combines `(source, stream map)` pairs: a child's stream `s` is the
+    /// stage's stream `map[s]` (a single-stream simulator: `vec![i]`).
+    pub fn new(children: Vec<(Box<dyn FrameSource>, Vec<u32>)>) -> Self {
         let name = children
             .iter()
             .map(|(s, _)| s.name())
@@ -51,9 +58,9 @@ impl MultiSource {
         Self {
             children: children
                 .into_iter()
-                .map(|(source, offset)| Child {
+                .map(|(source, map)| Child {
                     source,
-                    offset,
+                    map,
                     done: false,
                 })
                 .collect(),
@@ -112,7 +119,7 @@ impl FrameSource for MultiSource {
     fn current_stream(&self) -> u32 {
         self.children
             .get(self.current)
-            .map_or(0, |c| c.offset + c.source.current_stream())
+            .map_or(u32::MAX, |c| c.global(c.source.current_stream()))
     }
 
     fn next_event(&mut self) -> Option<SourceEvent> {
@@ -121,7 +128,7 @@ impl FrameSource for MultiSource {
             let i = (self.event_child + k) % n;
             let c = &mut self.children[i];
             if let Some(mut ev) = c.source.next_event() {
-                ev.stream += c.offset;
+                ev.stream = c.global(ev.stream);
                 self.event_child = i;
                 return Some(ev);
             }
@@ -130,15 +137,11 @@ impl FrameSource for MultiSource {
     }
 
     fn send(&mut self, stream: u32, msgs: &[String]) {
-        // The child with the largest offset not above `stream` owns it.
-        if let Some(c) = self
-            .children
-            .iter_mut()
-            .filter(|c| c.offset <= stream)
-            .max_by_key(|c| c.offset)
-        {
-            let local = stream - c.offset;
-            c.source.send(local, msgs);
+        for c in &mut self.children {
+            if let Some(local) = c.map.iter().position(|g| *g == stream) {
+                c.source.send(local as u32, msgs);
+                return;
+            }
         }
     }
 }
@@ -203,7 +206,7 @@ mod tests {
     fn round_robin_in_bursts_and_done_when_all_done() {
         let a = fake(b'a', 100, false);
         let b = fake(b'b', 10, false);
-        let mut m = MultiSource::new(vec![(Box::new(a), 0), (Box::new(b), 1)]);
+        let mut m = MultiSource::new(vec![(Box::new(a), vec![0]), (Box::new(b), vec![1])]);
         let clock = Clock::new();
         let mut seq = Vec::new();
         let mut streams = Vec::new();
@@ -238,7 +241,9 @@ mod tests {
         a.stream = 1;
         let sent = a.sent.clone();
         let b = fake(b'b', 1, false);
-        let mut m = MultiSource::new(vec![(Box::new(b), 0), (Box::new(a), 3)]);
+        // `a` carries two streams (like a WebSocket source): its 0 and 1
+        // are the stage's 2 and 4.
+        let mut m = MultiSource::new(vec![(Box::new(b), vec![0]), (Box::new(a), vec![2, 4])]);
         let ev = m.next_event().unwrap();
         assert_eq!(ev.stream, 4);
         assert_eq!(m.next_event(), None);
@@ -260,6 +265,7 @@ mod tests {
         assert_eq!(frames, 3);
         m.send(4, &["x".to_string()]);
         m.send(0, &["ignored by a".to_string()]);
+        m.send(3, &["nobody's".to_string()]);
         assert_eq!(*sent.lock().unwrap(), vec![(1, "x".to_string())]);
     }
 }

@@ -150,7 +150,8 @@ pub fn client_tls_config(extra_ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig
 pub struct WsConnSpec {
     /// Feed name (logs).
     pub name: String,
-    /// Stream index reported with frames and events (the feed's index).
+    /// Stream index reported with frames and events (this source's own
+    /// numbering; [`super::multi::MultiSource`] maps it to the stage's).
     pub stream: u32,
     /// `ws://` or `wss://` URL.
     pub url: String,
