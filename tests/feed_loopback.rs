@@ -7,9 +7,26 @@
 //! a deadline so a regression fails instead of hanging. Nothing here
 //! asserts on speed.
 //!
-//! [`Loopback`] and [`VenueCase`] are venue-neutral: a Bybit, Coinbase or
-//! Polygon adapter plugs in with its own `VenueCase` (adapter kind, feedsim
-//! venue, registry venue and symbols) and reuses every scenario.
+//! [`Loopback`], [`VenueCase`] and the `pub fn` scenarios are venue-neutral:
+//! a Bybit, Coinbase or Polygon adapter plugs in with its own `VenueCase`
+//! and reuses every scenario, e.g.
+//!
+//! ```text
+//! const BYBIT: VenueCase = VenueCase {
+//!     adapter: AdapterKind::BybitSpot,
+//!     venue: Venue::Bybit,
+//!     registry_venue: "BYBIT",
+//!     symbols: &[("BTCUSDT", 2, 6, "61837.63"), ("ETHUSDT", 2, 5, "2650.17")],
+//!     channels: &["publicTrade", "orderbook.1"],
+//!     api_key: None,
+//! };
+//! #[test] fn bybit_wss_ticks_arrive_decoded() { ticks_arrive_decoded(&BYBIT, true) }
+//! #[test] fn bybit_drop() { reconnects_after(&BYBIT, false, Faults { drop_every: 400, ..Faults::default() }, "drop") }
+//! ```
+//!
+//! (Polygon: `api_key: Some("k")` — feedsim then demands that key in
+//! `auth`.) `gap_injected_is_reported` applies where the adapter checks
+//! trade ids.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -240,7 +257,8 @@ impl Loopback {
 const LIMIT: Duration = Duration::from_secs(15);
 const N_INSTRUMENTS: usize = 2;
 
-fn ticks_arrive_decoded(case: &VenueCase, tls: bool) {
+/// Scenario (any venue): ticks arrive decoded, status first, no errors.
+pub fn ticks_arrive_decoded(case: &VenueCase, tls: bool) {
     let mut lb = loopback(case, tls, Faults::default(), |_| {});
     lb.run_until("500 market ticks", LIMIT, |l| l.market_ticks() >= 500);
     // CONNECTED reported for every instrument of the feed, before data.
@@ -269,9 +287,8 @@ fn ticks_arrive_decoded(case: &VenueCase, tls: bool) {
     assert_eq!(c.reconnects.get(), 0);
     assert_eq!(c.gaps.get(), 0, "no faults, no gaps");
     lb.assert_accounting();
-    // Exactly one subscribe, on the one connection.
-    let subs = lb.sim.received_subscribes();
-    assert_eq!(subs.len(), 1, "{subs:?}");
+    // Subscribed (and authenticated) on the one connection.
+    assert_eq!(lb.subscribed_connections(), vec![1]);
     assert_eq!(lb.sim.stats().handshakes, 1);
 }
 
@@ -308,7 +325,9 @@ fn binance_subscribe_names_the_configured_streams() {
     assert_eq!(lb.status(feed_status::CONNECTED), 1);
 }
 
-fn reconnects_after(case: &VenueCase, tls: bool, faults: Faults, what: &str) {
+/// Scenario (any venue): reconnect and resubscribe after each injected
+/// connection fault, data resuming.
+pub fn reconnects_after(case: &VenueCase, tls: bool, faults: Faults, what: &str) {
     let mut lb = loopback(case, tls, faults, |_| {});
     lb.run_until(what, LIMIT, |l| {
         l.tel.feed.reconnects.get() >= 2 && l.market_ticks() >= 1_000
@@ -389,10 +408,10 @@ fn binance_wss_reconnects_after_close_mid_frame() {
     );
 }
 
-#[test]
-fn binance_connects_once_refusal_ends() {
+/// Scenario (any venue): see [`binance_connects_once_refusal_ends`].
+pub fn connects_once_refusal_ends(case: &VenueCase) {
     let mut lb = loopback(
-        &BINANCE,
+        case,
         false,
         Faults {
             refuse_for_ms: 800,
@@ -424,14 +443,19 @@ fn binance_connects_once_refusal_ends() {
         "100 failures needed"
     );
     assert_eq!(lb.tel.feed.reconnects.get(), 0, "first connection");
-    assert_eq!(lb.sim.received_subscribes().len(), 1);
+    assert_eq!(lb.subscribed_connections(), vec![1]);
     lb.assert_accounting();
 }
 
 #[test]
-fn binance_circuit_opens_while_refused_then_recovers() {
+fn binance_connects_once_refusal_ends() {
+    connects_once_refusal_ends(&BINANCE);
+}
+
+/// Scenario (any venue): see [`binance_circuit_opens_while_refused_then_recovers`].
+pub fn circuit_opens_while_refused_then_recovers(case: &VenueCase) {
     let mut lb = loopback(
-        &BINANCE,
+        case,
         false,
         Faults {
             refuse_for_ms: 1_000,
@@ -453,9 +477,14 @@ fn binance_circuit_opens_while_refused_then_recovers() {
 }
 
 #[test]
-fn binance_stall_longer_than_watchdog_forces_reconnect() {
+fn binance_circuit_opens_while_refused_then_recovers() {
+    circuit_opens_while_refused_then_recovers(&BINANCE);
+}
+
+/// Scenario (any venue): see [`binance_stall_longer_than_watchdog_forces_reconnect`].
+pub fn stall_longer_than_watchdog_forces_reconnect(case: &VenueCase) {
     let mut lb = loopback(
-        &BINANCE,
+        case,
         false,
         Faults {
             stall_ms: 3_000,
@@ -485,9 +514,15 @@ fn binance_stall_longer_than_watchdog_forces_reconnect() {
 }
 
 #[test]
-fn binance_gap_injected_is_reported() {
+fn binance_stall_longer_than_watchdog_forces_reconnect() {
+    stall_longer_than_watchdog_forces_reconnect(&BINANCE);
+}
+
+/// Scenario: a skipped trade id is reported as a Gap tick + counter (for
+/// venues whose adapter checks trade ids).
+pub fn gap_injected_is_reported(case: &VenueCase) {
     let mut lb = loopback(
-        &BINANCE,
+        case,
         false,
         Faults {
             gap_every: 40,
@@ -522,9 +557,14 @@ fn binance_gap_injected_is_reported() {
 }
 
 #[test]
-fn binance_garbage_frames_are_counted_and_feed_continues() {
+fn binance_gap_injected_is_reported() {
+    gap_injected_is_reported(&BINANCE);
+}
+
+/// Scenario (any venue): see [`binance_garbage_frames_are_counted_and_feed_continues`].
+pub fn garbage_frames_are_counted_and_feed_continues(case: &VenueCase) {
     let mut lb = loopback(
-        &BINANCE,
+        case,
         false,
         Faults {
             garbage_every: 100,
@@ -551,6 +591,11 @@ fn binance_garbage_frames_are_counted_and_feed_continues() {
     );
     assert_eq!(c.decimal_errors.get(), 0);
     lb.assert_accounting();
+}
+
+#[test]
+fn binance_garbage_frames_are_counted_and_feed_continues() {
+    garbage_frames_are_counted_and_feed_continues(&BINANCE);
 }
 
 #[test]
