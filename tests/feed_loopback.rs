@@ -926,3 +926,121 @@ fn mixed_feeds_sim_ws_and_feedsim_share_one_feed_thread() {
     );
     assert_eq!(tel.feed.decode_errors.get(), 0);
 }
+
+// ---- feedsim's other venues, with a plain blocking client ----
+
+fn client(
+    sim: &FeedSim,
+) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
+    let (ws, _) = tungstenite::connect(sim.url()).expect("connect to feedsim");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    ws
+}
+
+fn next_json(
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+) -> serde_json::Value {
+    loop {
+        if let tungstenite::Message::Text(t) = ws.read().expect("a message") {
+            return serde_json::from_str(t.as_str()).expect("JSON");
+        }
+    }
+}
+
+#[test]
+fn feedsim_polygon_auth_then_subscribe_then_data() {
+    let mut sc = FeedSimConfig::new(Venue::Polygon);
+    sc.api_key = Some("k123".into());
+    let sim = FeedSim::start(sc).unwrap();
+    let mut ws = client(&sim);
+    assert_eq!(next_json(&mut ws)[0]["status"], "connected");
+    ws.send(tungstenite::Message::text(
+        r#"{"action":"subscribe","params":"T.AAPL"}"#,
+    ))
+    .unwrap();
+    assert_eq!(next_json(&mut ws)[0]["message"], "not authorized");
+    ws.send(tungstenite::Message::text(
+        r#"{"action":"auth","params":"k123"}"#,
+    ))
+    .unwrap();
+    assert_eq!(next_json(&mut ws)[0]["status"], "auth_success");
+    ws.send(tungstenite::Message::text(
+        r#"{"action":"subscribe","params":"T.AAPL,Q.MSFT"}"#,
+    ))
+    .unwrap();
+    let ack = next_json(&mut ws);
+    assert_eq!(ack[0]["message"], "subscribed to: T.AAPL");
+    assert_eq!(ack[1]["message"], "subscribed to: Q.MSFT");
+    let (mut t, mut q) = (0, 0);
+    while t < 5 || q < 5 {
+        let v = next_json(&mut ws);
+        match (v[0]["ev"].as_str().unwrap(), v[0]["sym"].as_str().unwrap()) {
+            ("T", "AAPL") => {
+                t += 1;
+                assert!(v[0]["p"].as_f64().unwrap() > 0.0 && v[0]["t"].as_i64().unwrap() > 0);
+            }
+            ("Q", "MSFT") => {
+                q += 1;
+                assert!(v[0]["ap"].as_f64().unwrap() > v[0]["bp"].as_f64().unwrap());
+            }
+            other => panic!("not subscribed: {other:?}"),
+        }
+    }
+    // Auth and the accepted subscribe count; the refused one does not.
+    assert_eq!(
+        sim.received_subscribes(),
+        vec![
+            r#"{"action":"auth","params":"k123"}"#,
+            r#"{"action":"subscribe","params":"T.AAPL,Q.MSFT"}"#
+        ]
+    );
+    assert_eq!(sim.received_messages().len(), 3);
+}
+
+#[test]
+fn feedsim_bybit_and_coinbase_honour_subscribes() {
+    let sim = FeedSim::start(FeedSimConfig::new(Venue::Bybit)).unwrap();
+    let mut ws = client(&sim);
+    ws.send(tungstenite::Message::text(
+        r#"{"op":"subscribe","args":["publicTrade.BTCUSDT","orderbook.1.ETHUSDT"],"req_id":"r1"}"#,
+    ))
+    .unwrap();
+    let ack = next_json(&mut ws);
+    assert_eq!(
+        (ack["success"].as_bool(), ack["req_id"].as_str()),
+        (Some(true), Some("r1"))
+    );
+    for _ in 0..20 {
+        let v = next_json(&mut ws);
+        let topic = v["topic"].as_str().unwrap();
+        assert!(
+            topic == "publicTrade.BTCUSDT" || topic == "orderbook.1.ETHUSDT",
+            "{v}"
+        );
+        if topic.starts_with("publicTrade") {
+            assert!(matches!(v["data"][0]["S"].as_str(), Some("Buy" | "Sell")));
+        }
+    }
+    drop(ws);
+    sim.stop();
+
+    let sim = FeedSim::start(FeedSimConfig::new(Venue::Coinbase)).unwrap();
+    let mut ws = client(&sim);
+    ws.send(tungstenite::Message::text(
+        r#"{"type":"subscribe","product_ids":["ETH-USD"],"channel":"market_trades"}"#,
+    ))
+    .unwrap();
+    let subs = next_json(&mut ws);
+    assert_eq!(subs["channel"], "subscriptions");
+    let mut last_seq = subs["sequence_num"].as_u64().unwrap();
+    for _ in 0..10 {
+        let v = next_json(&mut ws);
+        assert_eq!(v["channel"], "market_trades");
+        assert_eq!(v["events"][0]["trades"][0]["product_id"], "ETH-USD");
+        let seq = v["sequence_num"].as_u64().unwrap();
+        assert_eq!(seq, last_seq + 1, "sequence_num has no gaps");
+        last_seq = seq;
+    }
+}
