@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decimal::parse_scaled;
 use crate::instruments::InstrumentRegistry;
@@ -50,7 +50,7 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 /// The whole engine configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Process-wide settings.
@@ -65,6 +65,10 @@ pub struct EngineConfig {
     pub kernel: KernelConfig,
     /// Statistics and latency reporting.
     pub telemetry: TelemetryConfig,
+    /// The tick journal.
+    pub journal: JournalSection,
+    /// Deliberate faults for validating the harness (off by default).
+    pub faults: FaultsConfig,
 }
 
 impl Default for EngineConfig {
@@ -79,12 +83,14 @@ impl Default for EngineConfig {
             pipeline: PipelineConfig::default(),
             kernel: KernelConfig::default(),
             telemetry: TelemetryConfig::default(),
+            journal: JournalSection::default(),
+            faults: FaultsConfig::default(),
         }
     }
 }
 
 /// `[engine]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
     /// Default log filter (`error`..`trace`, or a tracing env-filter
@@ -104,7 +110,7 @@ impl Default for EngineSection {
 }
 
 /// `[[instruments]]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct InstrumentConfig {
     /// `VENUE:SYMBOL`.
@@ -134,7 +140,7 @@ impl InstrumentConfig {
 }
 
 /// Which decoder (and control protocol) a feed uses.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum AdapterKind {
     /// Binance spot combined streams.
@@ -243,7 +249,7 @@ impl FeedEndpoint {
 
 /// One `[[feeds]]` entry: a venue connection (or the simulator) and how it
 /// is kept alive.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedConfig {
     /// Unique feed name (logs, metrics).
@@ -430,7 +436,7 @@ impl FeedConfig {
 }
 
 /// `[feeds.sim]`: the deterministic simulated market.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimConfig {
     /// RNG seed; the same seed gives the same message sequence.
@@ -448,6 +454,12 @@ pub struct SimConfig {
     pub trade_ratio: f64,
     /// Event time of the first message, ns since the Unix epoch; 0 = now.
     pub start_ns: i64,
+    /// Paced mode only: stamp each frame's receive time with its *scheduled*
+    /// release time instead of the time it was read. Latency then counts
+    /// from when the message should have arrived, so a stalled feed thread
+    /// shows up in the figures (no coordinated omission). Used by
+    /// `tickwire bench --mode latency`.
+    pub stamp_scheduled: bool,
 }
 
 impl Default for SimConfig {
@@ -459,12 +471,13 @@ impl Default for SimConfig {
             messages: 0,
             trade_ratio: 0.3,
             start_ns: 0,
+            stamp_scheduled: false,
         }
     }
 }
 
 /// What a producer does when its output ring is full.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum FullPolicy {
     /// Wait (with the thread's wait strategy) until there is room; counted
@@ -476,7 +489,7 @@ pub enum FullPolicy {
 }
 
 /// How an idle thread waits for work.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitKind {
     /// Busy-spin: lowest latency, burns a core.
@@ -489,7 +502,7 @@ pub enum WaitKind {
 }
 
 /// `[pipeline.threads.*]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThreadConfig {
     /// Core to pin to; absent = not pinned. A core that does not exist is
@@ -509,7 +522,7 @@ impl Default for ThreadConfig {
 }
 
 /// `[pipeline.threads]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThreadsConfig {
     /// Feed thread (sources, decode).
@@ -538,7 +551,7 @@ impl Default for ThreadsConfig {
 }
 
 /// `[pipeline]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
     /// Slots per SPSC ring (rounded up to a power of two ≥ 2).
@@ -569,7 +582,7 @@ impl Default for PipelineConfig {
 }
 
 /// `[kernel]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelConfig {
     /// Bar windows, e.g. `["1m", "5m", "15m"]` (units s, m, h; at most 8).
@@ -585,7 +598,7 @@ impl Default for KernelConfig {
 }
 
 /// `[telemetry]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// Seconds between one-line stats logs; 0 disables them.
@@ -598,6 +611,82 @@ impl Default for TelemetryConfig {
             stats_interval_secs: 5,
         }
     }
+}
+
+/// When journaled data is forced to disk (like Kafka's flush settings).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalDurability {
+    /// The OS writes dirty pages back when it likes (a process crash loses
+    /// nothing; a power loss may lose recent ticks).
+    #[default]
+    None,
+    /// A background thread msyncs every `interval_ms`.
+    IntervalMs,
+    /// msync after every `every_n` ticks (on the feed thread).
+    EveryN,
+}
+
+/// What the feed does when a journal append fails (disk full, I/O error).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalOnError {
+    /// Log, count, stop journaling, keep feeding the pipeline and serving
+    /// subscribers.
+    #[default]
+    Continue,
+    /// Log, count, stop reading feeds (nothing unjournaled enters the
+    /// pipeline); subscribers keep being served what was already in flight.
+    StopIngest,
+}
+
+/// `[journal]`: every tick is appended here before the kernel sees it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSection {
+    /// Journal ticks at all.
+    pub enabled: bool,
+    /// Directory (created). `tickwire run --journal-dir` overrides it.
+    pub dir: PathBuf,
+    /// Segment file size, MiB (each segment is fully allocated on creation).
+    pub segment_mb: u64,
+    /// Pages prefaulted ahead of the writer, MiB (keeps page faults off the
+    /// feed thread).
+    pub prefault_mb: u64,
+    /// Durability policy.
+    pub durability: JournalDurability,
+    /// For `interval_ms`: flush period.
+    pub interval_ms: u64,
+    /// For `every_n`: ticks between flushes.
+    pub every_n: u64,
+    /// Policy on append failure.
+    pub on_error: JournalOnError,
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::from("data/journal"),
+            segment_mb: 64,
+            prefault_mb: 16,
+            durability: JournalDurability::None,
+            interval_ms: 100,
+            every_n: 4096,
+            on_error: JournalOnError::Continue,
+        }
+    }
+}
+
+/// `[faults]`: deliberate faults, off by default. The bench harness uses
+/// them to prove that stalls show up in its latency figures.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsConfig {
+    /// Make the feed thread sleep this many ms once (0 = never).
+    pub feed_stall_ms: u64,
+    /// ...after this many frames.
+    pub feed_stall_after_frames: u64,
 }
 
 /// Most bar windows a kernel supports.
@@ -725,6 +814,22 @@ impl EngineConfig {
             return Err(invalid(
                 "pipeline.backoff_park_us",
                 "must be between 1 and 1000000",
+            ));
+        }
+        let j = &self.journal;
+        if j.segment_mb == 0 || j.segment_mb > 16 * 1024 {
+            return Err(invalid("journal.segment_mb", "must be between 1 and 16384"));
+        }
+        if j.durability == JournalDurability::IntervalMs && j.interval_ms == 0 {
+            return Err(invalid(
+                "journal.interval_ms",
+                "must be ≥ 1 with durability = \"interval_ms\"",
+            ));
+        }
+        if j.durability == JournalDurability::EveryN && j.every_n == 0 {
+            return Err(invalid(
+                "journal.every_n",
+                "must be ≥ 1 with durability = \"every_n\"",
             ));
         }
         self.window_ns()?;

@@ -1,5 +1,5 @@
-//! Assembles an engine from an [`EngineConfig`]: registry, source, adapter,
-//! stages, pipeline, telemetry reporting. `tickwire run` is a thin wrapper
+//! Assembles an engine from an [`EngineConfig`]: registry, feeds (sources,
+//! adapters, in-process feedsims), stages, pipeline, telemetry reporting. `tickwire run` is a thin wrapper
 //! around [`Engine::run`].
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::feed::ws::{WsConnSpec, WsSource};
 use crate::feed::{AdapterParams, FeedStage, FeedStream, FrameSource, make_adapter};
 use crate::feedsim::{FeedSim, FeedSimConfig, Pace, Venue};
 use crate::instruments::InstrumentRegistry;
+use crate::journal::ticks::TickJournal;
 use crate::kernel::{IndicatorKernel, KernelSetup};
 use crate::pipeline::{Pipeline, Stages, collect_finished};
 use crate::signal::SignalStage;
@@ -63,15 +64,17 @@ impl FeedSecrets {
 }
 
 /// Builds the four stages for `cfg` with the given fan-out sinks (no API
-/// keys). See [`build_stages_with_secrets`].
+/// keys), and opens (creating or recovering) the tick journal when it is
+/// enabled. See [`build_stages_with_secrets`].
 ///
 /// # Errors
-/// Invalid configuration.
+/// Invalid configuration, a feed that cannot be set up, or a journal that
+/// cannot be opened.
 pub fn build_stages(
     cfg: &EngineConfig,
     clock: Clock,
     sinks: Vec<Box<dyn EventSink>>,
-) -> Result<(Stages, Arc<InstrumentRegistry>), ConfigError> {
+) -> Result<(Stages, Arc<InstrumentRegistry>), String> {
     build_stages_with_secrets(cfg, clock, sinks, &FeedSecrets::default())
 }
 
@@ -208,21 +211,47 @@ pub fn build_feed(
 
 /// Builds the four stages for `cfg` with the given fan-out sinks; API keys
 /// from `secrets`. Starts in-process feedsims for `feedsim://` feeds (they
-/// live as long as the feed stage).
+/// live as long as the feed stage) and opens the tick journal when enabled.
 ///
 /// # Errors
-/// Invalid configuration (see [`build_feed`]).
+/// Invalid configuration (see [`build_feed`]), or a journal that cannot be
+/// opened.
 pub fn build_stages_with_secrets(
     cfg: &EngineConfig,
     clock: Clock,
     sinks: Vec<Box<dyn EventSink>>,
     secrets: &FeedSecrets,
-) -> Result<(Stages, Arc<InstrumentRegistry>), ConfigError> {
-    let registry = Arc::new(cfg.registry()?);
-    let windows = cfg.window_ns()?;
-    let (source, streams) = build_feed(cfg, &registry, clock, secrets)?;
+) -> Result<(Stages, Arc<InstrumentRegistry>), String> {
+    let registry = Arc::new(cfg.registry().map_err(|e| e.to_string())?);
+    let windows = cfg.window_ns().map_err(|e| e.to_string())?;
+    let journal = if cfg.journal.enabled {
+        let (j, rep) = TickJournal::open(&cfg.journal.dir, &cfg.journal, &registry)?;
+        if rep.created {
+            tracing::info!(dir = %cfg.journal.dir.display(), "journal created");
+        } else if rep.is_clean() {
+            tracing::info!(dir = %cfg.journal.dir.display(), records = rep.records_kept, next = rep.next_index, "journal reopened");
+        } else {
+            tracing::warn!(
+                dir = %cfg.journal.dir.display(),
+                kept = rep.records_kept,
+                recovered_uncommitted = rep.recovered_uncommitted,
+                committed_lost = rep.committed_lost,
+                bytes_cut = rep.bytes_cut,
+                first_bad_offset = ?rep.first_bad_offset,
+                first_bad_segment = ?rep.first_bad_segment,
+                "journal recovered after an unclean stop"
+            );
+        }
+        Some(j)
+    } else {
+        None
+    };
+    let (source, streams) =
+        build_feed(cfg, &registry, clock, secrets).map_err(|e| e.to_string())?;
     let stages = Stages {
         feed: FeedStage::with_streams(source, streams, clock),
+        journal,
+        journal_on_error: cfg.journal.on_error,
         kernel: IndicatorKernel::new(
             &registry,
             &KernelSetup {
@@ -236,7 +265,7 @@ pub fn build_stages_with_secrets(
 }
 
 /// Summary of a finished run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct RunSummary {
     /// Wall time of the run.
     pub elapsed: Duration,
@@ -246,6 +275,14 @@ pub struct RunSummary {
     pub ticks: u64,
     /// Decode errors (all kinds).
     pub errors: u64,
+    /// Ticks appended to the journal.
+    pub journal_records: u64,
+    /// Journal append failures.
+    pub journal_errors: u64,
+    /// Ticks consumed by the kernel.
+    pub kernel_ticks: u64,
+    /// Events consumed by the signal stage.
+    pub signal_events: u64,
     /// Events delivered to the fan-out.
     pub fanout_events: u64,
     /// Final bars.
@@ -258,7 +295,9 @@ pub struct RunSummary {
     pub reconnects: u64,
     /// Sequence gaps reported by adapters.
     pub gaps: u64,
-    /// Per-stage percentiles (decode, kernel, signal, fanout, e2e).
+    /// CPU time per thread (feed, kernel, signal, fan-out), ns.
+    pub thread_cpu_ns: [u64; 4],
+    /// Per-stage percentiles, in [`STAGE_NAMES`] order.
     pub stages: Vec<(&'static str, Percentiles)>,
 }
 
@@ -267,11 +306,13 @@ impl RunSummary {
     pub fn render(&self) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let mut s = format!(
-            "tickwire summary: {:.1}s, {} frames, {} ticks ({:.0} ticks/s), {} events to fan-out, {} bars, {} errors, {} ring-full, {} drops\n",
+            "tickwire summary: {:.1}s, {} frames, {} ticks ({:.0} ticks/s), {} journaled ({} journal errors), {} events to fan-out, {} bars, {} errors, {} ring-full, {} drops\n",
             secs,
             self.frames,
             self.ticks,
             self.ticks as f64 / secs,
+            self.journal_records,
+            self.journal_errors,
             self.fanout_events,
             self.bars,
             self.errors,
@@ -296,7 +337,61 @@ impl RunSummary {
                 fmt_ns(p.max)
             ));
         }
+        let cpu: Vec<String> = ["feed", "kernel", "signal", "fanout"]
+            .iter()
+            .zip(self.thread_cpu_ns)
+            .map(|(n, ns)| format!("{n} {:.2}s", ns as f64 / 1e9))
+            .collect();
+        s.push_str(&format!("  thread CPU: {}\n", cpu.join(", ")));
         s
+    }
+}
+
+/// Names of the measured stages, in [`Telemetry::stages`] order.
+pub const STAGE_NAMES: [&str; N_STAGES] =
+    ["decode", "journal", "kernel", "signal", "fanout", "e2e"];
+
+/// Number of measured stages.
+pub const N_STAGES: usize = 6;
+
+/// Index of the end-to-end histogram in [`STAGE_NAMES`].
+pub const E2E: usize = 5;
+
+/// One interval of measurements handed to a [`RunOptions::observer`].
+#[derive(Debug)]
+pub struct IntervalSample<'a> {
+    /// Interval start, offset from the run's start.
+    pub start: Duration,
+    /// Interval length.
+    pub duration: Duration,
+    /// Histograms of this interval, in [`STAGE_NAMES`] order.
+    pub stages: Vec<&'a Histogram<u64>>,
+    /// Ticks decoded so far (cumulative).
+    pub ticks_total: u64,
+}
+
+/// Callback receiving each interval's histograms (bench harness: `.hlog`).
+pub type IntervalObserver<'o> = Box<dyn FnMut(&IntervalSample<'_>) + 'o>;
+
+/// Options for [`Engine::run_with`].
+pub struct RunOptions<'o> {
+    /// Fan-out sinks.
+    pub sinks: Vec<Box<dyn EventSink>>,
+    /// Set to stop ingestion (signal handler, tests).
+    pub stop: Arc<AtomicBool>,
+    /// Called with every interval's histograms.
+    pub observer: Option<IntervalObserver<'o>>,
+    /// Sampling interval for the observer (default 1 s).
+    pub sample_interval: Duration,
+}
+
+impl std::fmt::Debug for RunOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("sinks", &self.sinks.len())
+            .field("observer", &self.observer.is_some())
+            .field("sample_interval", &self.sample_interval)
+            .finish()
     }
 }
 
@@ -325,6 +420,11 @@ impl Engine {
         Ok(Self { cfg, secrets })
     }
 
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
     /// Runs until `stop` is set, the configured duration passes, or the
     /// source ends; then drains every ring and returns the summary. Logs a
     /// stats line every `telemetry.stats_interval_secs`.
@@ -336,14 +436,38 @@ impl Engine {
         sinks: Vec<Box<dyn EventSink>>,
         stop: Arc<AtomicBool>,
     ) -> Result<RunSummary, String> {
+        self.run_with(RunOptions {
+            sinks,
+            stop,
+            observer: None,
+            sample_interval: Duration::from_secs(1),
+        })
+    }
+
+    /// [`run`](Self::run) with an interval observer.
+    ///
+    /// # Errors
+    /// Thread spawn failure or a panicked stage thread.
+    pub fn run_with(&self, opts: RunOptions<'_>) -> Result<RunSummary, String> {
+        let RunOptions {
+            sinks,
+            stop,
+            mut observer,
+            sample_interval,
+        } = opts;
         let clock = Clock::new();
-        let (stages, registry) = build_stages_with_secrets(&self.cfg, clock, sinks, &self.secrets)
-            .map_err(|e| e.to_string())?;
+        let (stages, registry) = build_stages_with_secrets(&self.cfg, clock, sinks, &self.secrets)?;
         let tel = Arc::new(Telemetry::new(registry.len()));
         let started = Instant::now();
-        let (pipeline, done_rx) =
-            Pipeline::spawn(stages, &self.cfg.pipeline, tel.clone(), clock, stop.clone())
-                .map_err(|e| format!("cannot start pipeline threads: {e}"))?;
+        let (pipeline, done_rx) = Pipeline::spawn(
+            stages,
+            &self.cfg.pipeline,
+            tel.clone(),
+            clock,
+            stop.clone(),
+            &self.cfg.faults,
+        )
+        .map_err(|e| format!("cannot start pipeline threads: {e}"))?;
         tracing::info!(
             instruments = registry.len(),
             feeds = %self
@@ -355,63 +479,109 @@ impl Engine {
                 .join(", "),
             "tickwire running; Ctrl-C stops"
         );
-        let mut cumulative: Vec<Histogram<u64>> = (0..5).map(|_| new_histogram()).collect();
-        let interval = Duration::from_secs(self.cfg.telemetry.stats_interval_secs.max(1));
+        let mut cumulative: Vec<Histogram<u64>> = (0..N_STAGES).map(|_| new_histogram()).collect();
+        let mut since_log: Vec<Histogram<u64>> = (0..N_STAGES).map(|_| new_histogram()).collect();
+        let log_every = Duration::from_secs(self.cfg.telemetry.stats_interval_secs.max(1));
         let log_stats = self.cfg.telemetry.stats_interval_secs > 0;
+        let sample_every = if observer.is_some() {
+            sample_interval.max(Duration::from_millis(10))
+        } else {
+            log_every
+        };
         let deadline = (self.cfg.engine.duration_secs > 0)
             .then(|| started + Duration::from_secs(self.cfg.engine.duration_secs));
-        let mut next_report = Instant::now() + interval;
+        let mut next_sample = started + sample_every;
+        let mut next_log = started + log_every;
+        let mut last_sample = started;
         let mut last_ticks = 0u64;
-        let mut last_at = Instant::now();
+        let mut last_log = started;
         loop {
-            std::thread::sleep(Duration::from_millis(20));
-            if pipeline.is_finished() {
-                break;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            std::thread::sleep(Duration::from_millis(5));
+            let finished = pipeline.is_finished();
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
                 stop.store(true, Ordering::Relaxed);
             }
-            if Instant::now() >= next_report {
-                next_report += interval;
-                let intervals = take_intervals(&tel, &mut cumulative);
-                if log_stats {
-                    let ticks = tel.feed.ticks.get();
-                    let dt = last_at.elapsed().as_secs_f64().max(1e-9);
-                    let e2e = intervals[4];
-                    tracing::info!(
-                        "stats: {:.0} msg/s, e2e p50 {} p99 {} p99.9 {}, ring max {}/{}/{}, errors {}, ring-full {}, drops {}, reconnects {}, gaps {}",
-                        (ticks - last_ticks) as f64 / dt,
-                        fmt_ns(e2e.p50),
-                        fmt_ns(e2e.p99),
-                        fmt_ns(e2e.p999),
-                        tel.kernel.in_ring_max.get(),
-                        tel.signal.in_ring_max.get(),
-                        tel.fanout.in_ring_max.get(),
-                        tel.feed.decode_errors.get() + tel.feed.decimal_errors.get(),
-                        tel.feed.ring_full.get()
-                            + tel.kernel.ring_full.get()
-                            + tel.signal.ring_full.get(),
-                        tel.feed.drops.get() + tel.kernel.drops.get() + tel.signal.drops.get(),
-                        tel.feed.reconnects.get(),
-                        tel.feed.gaps.get(),
-                    );
-                    tel.kernel.in_ring_max.set(0);
-                    tel.signal.in_ring_max.set(0);
-                    tel.fanout.in_ring_max.set(0);
-                    last_ticks = ticks;
-                    last_at = Instant::now();
+            if finished || now >= next_sample {
+                next_sample += sample_every;
+                let interval: Vec<Histogram<u64>> =
+                    tel.stages().iter().map(|st| st.take_interval()).collect();
+                for i in 0..N_STAGES {
+                    let _ = cumulative[i].add(&interval[i]);
+                    let _ = since_log[i].add(&interval[i]);
                 }
+                if let Some(obs) = observer.as_mut() {
+                    obs(&IntervalSample {
+                        start: last_sample - started,
+                        duration: now - last_sample,
+                        stages: interval.iter().collect(),
+                        ticks_total: tel.feed.ticks.get(),
+                    });
+                }
+                last_sample = now;
+            }
+            if log_stats && now >= next_log {
+                next_log += log_every;
+                let ticks = tel.feed.ticks.get();
+                let dt = last_log.elapsed().as_secs_f64().max(1e-9);
+                let e2e = Percentiles::of(&since_log[E2E]);
+                tracing::info!(
+                    "stats: {:.0} msg/s, e2e p50 {} p99 {} p99.9 {}, ring max {}/{}/{}, errors {}, ring-full {}, drops {}, reconnects {}, gaps {}",
+                    (ticks - last_ticks) as f64 / dt,
+                    fmt_ns(e2e.p50),
+                    fmt_ns(e2e.p99),
+                    fmt_ns(e2e.p999),
+                    tel.kernel.in_ring_max.get(),
+                    tel.signal.in_ring_max.get(),
+                    tel.fanout.in_ring_max.get(),
+                    tel.feed.decode_errors.get() + tel.feed.decimal_errors.get(),
+                    tel.feed.ring_full.get()
+                        + tel.kernel.ring_full.get()
+                        + tel.signal.ring_full.get(),
+                    tel.feed.drops.get() + tel.kernel.drops.get() + tel.signal.drops.get(),
+                    tel.feed.reconnects.get(),
+                    tel.feed.gaps.get(),
+                );
+                for h in &mut since_log {
+                    h.reset();
+                }
+                tel.kernel.in_ring_max.set(0);
+                tel.signal.in_ring_max.set(0);
+                tel.fanout.in_ring_max.set(0);
+                last_ticks = ticks;
+                last_log = Instant::now();
+            }
+            if finished {
+                break;
             }
         }
         pipeline.join()?;
         let _ = collect_finished(&done_rx);
-        take_intervals(&tel, &mut cumulative);
-        let names = ["decode", "kernel", "signal", "fanout", "e2e"];
+        // Anything published after the last sample (threads flush on exit)
+        // becomes a final interval, so observers see every sample.
+        let tail: Vec<Histogram<u64>> = tel.stages().iter().map(|st| st.take_interval()).collect();
+        if tail.iter().any(|h| !h.is_empty()) {
+            for i in 0..N_STAGES {
+                let _ = cumulative[i].add(&tail[i]);
+            }
+            if let Some(obs) = observer.as_mut() {
+                obs(&IntervalSample {
+                    start: last_sample - started,
+                    duration: Instant::now() - last_sample,
+                    stages: tail.iter().collect(),
+                    ticks_total: tel.feed.ticks.get(),
+                });
+            }
+        }
         Ok(RunSummary {
             elapsed: started.elapsed(),
             frames: tel.feed.frames.get(),
             ticks: tel.feed.ticks.get(),
             errors: tel.feed.decode_errors.get() + tel.feed.decimal_errors.get(),
+            journal_records: tel.feed.journal_records.get(),
+            journal_errors: tel.feed.journal_errors.get(),
+            kernel_ticks: tel.kernel.ticks.get(),
+            signal_events: tel.signal.events.get(),
             fanout_events: tel.fanout.market_events.get() + tel.fanout.signal_events.get(),
             bars: tel.kernel.bars.get(),
             ring_full: tel.feed.ring_full.get()
@@ -420,23 +590,12 @@ impl Engine {
             drops: tel.feed.drops.get() + tel.kernel.drops.get() + tel.signal.drops.get(),
             reconnects: tel.feed.reconnects.get(),
             gaps: tel.feed.gaps.get(),
-            stages: names
+            thread_cpu_ns: [0, 1, 2, 3].map(|i| tel.thread_cpu_ns[i].get()),
+            stages: STAGE_NAMES
                 .iter()
                 .zip(cumulative.iter())
                 .map(|(n, h)| (*n, Percentiles::of(h)))
                 .collect(),
         })
     }
-}
-
-/// Takes every stage's interval histogram, adds it to `cumulative`, and
-/// returns the interval percentiles (decode, kernel, signal, fanout, e2e).
-fn take_intervals(tel: &Telemetry, cumulative: &mut [Histogram<u64>]) -> [Percentiles; 5] {
-    let mut out = [Percentiles::default(); 5];
-    for (i, st) in tel.stages().iter().enumerate() {
-        let h = st.take_interval();
-        out[i] = Percentiles::of(&h);
-        let _ = cumulative[i].add(&h);
-    }
-    out
 }

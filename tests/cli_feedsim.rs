@@ -109,7 +109,15 @@ fn run_reads_a_feedsim_process_over_ws_and_wss() {
         let cfg = dir.path().join("run.toml");
         std::fs::write(&cfg, config(&url, &extra)).unwrap();
         let out = bin()
-            .args(["run", "--duration", "2", "--dump", "trades", "--config"])
+            .args([
+                "run",
+                "--no-journal",
+                "--duration",
+                "2",
+                "--dump",
+                "trades",
+                "--config",
+            ])
             .arg(&cfg)
             .output()
             .unwrap();
@@ -138,7 +146,7 @@ fn missing_api_key_env_is_an_error_naming_the_variable() {
     )
     .unwrap();
     let out = bin()
-        .args(["run", "--duration", "1", "--config"])
+        .args(["run", "--no-journal", "--duration", "1", "--config"])
         .arg(&cfg)
         .env_remove("TICKWIRE_TEST_KEY_THAT_IS_NOT_SET")
         .output()
@@ -150,7 +158,15 @@ fn missing_api_key_env_is_an_error_naming_the_variable() {
     // Set: the run starts (the venue is down; the engine keeps retrying
     // and stops at --duration) and the key never appears in the output.
     let out = bin()
-        .args(["run", "--duration", "1", "--log-level", "debug", "--config"])
+        .args([
+            "run",
+            "--no-journal",
+            "--duration",
+            "1",
+            "--log-level",
+            "debug",
+            "--config",
+        ])
         .arg(&cfg)
         .env("TICKWIRE_TEST_KEY_THAT_IS_NOT_SET", "s3cr3t-k3y-value")
         .output()

@@ -16,7 +16,13 @@
 //! sources (simulators and one WebSocket source) into one.
 
 pub mod binance;
+pub mod bybit;
+pub mod capture;
+pub mod coinbase;
+pub mod import;
 pub mod multi;
+pub mod parse;
+pub mod polygon;
 pub mod resilience;
 pub mod sim;
 pub mod ws;
@@ -189,9 +195,7 @@ pub trait Adapter: Send {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AdapterError {
     /// The adapter kind exists in config but is not built into this binary.
-    #[error(
-        "adapter '{0}' is not available in this build yet (available: binance, binance_usdm, sim)"
-    )]
+    #[error("adapter '{0}' is not available in this build")]
     Unsupported(&'static str),
 }
 
@@ -199,21 +203,29 @@ pub enum AdapterError {
 /// in `registry`. The one place that maps config adapter names to code.
 ///
 /// # Errors
-/// [`AdapterError::Unsupported`] for kinds not built in yet.
+/// [`AdapterError::Unsupported`] for a kind not built in (none today).
 pub fn make_adapter(
     kind: AdapterKind,
     registry: Arc<InstrumentRegistry>,
     params: &AdapterParams,
 ) -> Result<Box<dyn Adapter>, AdapterError> {
-    match kind {
-        AdapterKind::Binance | AdapterKind::BinanceUsdm | AdapterKind::Sim => Ok(Box::new(
-            binance::BinanceAdapter::with_params(registry, params),
+    Ok(match kind {
+        AdapterKind::Binance | AdapterKind::BinanceUsdm | AdapterKind::Sim => {
+            Box::new(binance::BinanceAdapter::with_params(registry, params))
+        }
+        AdapterKind::BybitSpot => Box::new(bybit::BybitAdapter::new(
+            registry,
+            params,
+            bybit::BybitCategory::Spot,
         )),
-        AdapterKind::BybitSpot
-        | AdapterKind::BybitLinear
-        | AdapterKind::Coinbase
-        | AdapterKind::Polygon => Err(AdapterError::Unsupported(kind.as_str())),
-    }
+        AdapterKind::BybitLinear => Box::new(bybit::BybitAdapter::new(
+            registry,
+            params,
+            bybit::BybitCategory::Linear,
+        )),
+        AdapterKind::Coinbase => Box::new(coinbase::CoinbaseAdapter::new(registry, params)),
+        AdapterKind::Polygon => Box::new(polygon::PolygonAdapter::new(registry, params)),
+    })
 }
 
 /// One feed inside a [`FeedStage`]: its adapter and the instruments whose
@@ -319,8 +331,9 @@ impl FeedStage {
 
     /// Polls the source once and decodes the frame, if any, after turning
     /// pending connection events into status ticks and subscribes. Decode
-    /// time is recorded in `decode_lat`; errors are counted (and a few per
-    /// second logged) and the stage carries on.
+    /// time (the adapter's work on one frame) is recorded in `decode_lat`;
+    /// errors are counted (and a few per second logged) and the stage
+    /// carries on.
     pub fn step(&mut self, counters: &FeedCounters, decode_lat: &mut StageRecorder) -> FeedStep {
         self.frame.clear();
         self.ticks.clear();
@@ -343,6 +356,7 @@ impl FeedStage {
             counters.decode_errors.inc();
             return FeedStep::Ticks(status);
         };
+        let t0 = self.clock.now_ns();
         let res = fs
             .adapter
             .decode(&self.frame, recv_ns, &mut self.ticks, counters);
@@ -352,7 +366,7 @@ impl FeedStage {
         }
         match res {
             Ok(Decoded::Data(n)) => {
-                decode_lat.record(self.clock.now_ns() - recv_ns);
+                decode_lat.record(self.clock.now_ns() - t0);
                 if let Some(last) = self.ticks.last_mut() {
                     last.flags |= flags::LAST_IN_FRAME;
                 }
@@ -409,6 +423,7 @@ impl FeedStage {
             }
         };
         let now = self.clock.now_ns();
+        counters.ticks.add(fs.instruments.len() as u64);
         for &inst in &fs.instruments {
             self.ticks.push(Tick {
                 ts_event_ns: now,

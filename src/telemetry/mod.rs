@@ -162,7 +162,7 @@ impl StageRecorder {
 pub struct FeedCounters {
     /// Frames read from sources.
     pub frames: Counter,
-    /// Ticks decoded and pushed.
+    /// Ticks decoded and pushed (including gap and feed-status ticks).
     pub ticks: Counter,
     /// Frames that failed to decode (malformed JSON, missing fields).
     pub decode_errors: Counter,
@@ -172,15 +172,19 @@ pub struct FeedCounters {
     pub unknown_symbols: Counter,
     /// Control messages (acks, pings, heartbeats, unsupported streams).
     pub control: Counter,
+    /// Sequence gaps detected by adapters (each also emitted as a gap tick).
+    pub gaps: Counter,
     /// Times the tick ring was full.
     pub ring_full: Counter,
     /// Ticks dropped on a full ring (drop policy only).
     pub drops: Counter,
+    /// Ticks appended to the journal.
+    pub journal_records: Counter,
+    /// Journal append failures (each logged; see `journal.on_error`).
+    pub journal_errors: Counter,
     /// Frames that decoded as market data (`frames` = `data_frames` +
     /// `control` + `decode_errors` + `decimal_errors`).
     pub data_frames: Counter,
-    /// Sequence gaps detected by adapters (one per Gap tick).
-    pub gaps: Counter,
     /// Connections re-established after a drop, stale feed or rotation.
     pub reconnects: Counter,
     /// Stale-feed watchdog firings (each forces a reconnect).
@@ -247,6 +251,8 @@ pub struct Telemetry {
     pub per_instrument: Box<[Counter]>,
     /// Decode time per frame.
     pub decode: Arc<StageStats>,
+    /// Journal append time per frame (all ticks of the frame + commit).
+    pub journal: Arc<StageStats>,
     /// Kernel time per tick.
     pub kernel_lat: Arc<StageStats>,
     /// Signal stage time per event.
@@ -255,6 +261,9 @@ pub struct Telemetry {
     pub fanout_lat: Arc<StageStats>,
     /// Receive → fan-out latency.
     pub e2e: Arc<StageStats>,
+    /// CPU time used by each pipeline thread (feed, kernel, signal,
+    /// fan-out), ns; set when the thread ends.
+    pub thread_cpu_ns: [Gauge; 4],
 }
 
 impl Telemetry {
@@ -267,17 +276,20 @@ impl Telemetry {
             fanout: CachePadded::new(FanoutCounters::default()),
             per_instrument: (0..n_instruments).map(|_| Counter::default()).collect(),
             decode: Arc::new(StageStats::new("decode")),
+            journal: Arc::new(StageStats::new("journal")),
             kernel_lat: Arc::new(StageStats::new("kernel")),
             signal_lat: Arc::new(StageStats::new("signal")),
             fanout_lat: Arc::new(StageStats::new("fanout")),
             e2e: Arc::new(StageStats::new("e2e")),
+            thread_cpu_ns: Default::default(),
         }
     }
 
     /// The per-stage latency statistics, in pipeline order.
-    pub fn stages(&self) -> [&Arc<StageStats>; 5] {
+    pub fn stages(&self) -> [&Arc<StageStats>; 6] {
         [
             &self.decode,
+            &self.journal,
             &self.kernel_lat,
             &self.signal_lat,
             &self.fanout_lat,

@@ -20,6 +20,7 @@ pub fn deterministic_config(messages: u64) -> EngineConfig {
     feed.sim.seed = 7;
     cfg.kernel.windows = vec!["1s".into(), "1m".into()];
     cfg.telemetry.stats_interval_secs = 0;
+    cfg.journal.enabled = false;
     cfg
 }
 
