@@ -8,8 +8,9 @@
 //! asserts on speed.
 //!
 //! [`Loopback`], [`VenueCase`] and the `pub fn` scenarios are venue-neutral:
-//! a Bybit, Coinbase or Polygon adapter plugs in with its own `VenueCase`
-//! and reuses every scenario, e.g.
+//! Binance, Bybit (spot, linear), Coinbase and Polygon run through them
+//! with their real adapters; a new adapter plugs in with its own
+//! `VenueCase`, e.g.
 //!
 //! ```text
 //! const BYBIT: VenueCase = VenueCase {
@@ -63,6 +64,47 @@ pub const BINANCE: VenueCase = VenueCase {
     symbols: &[("BTCUSDT", 2, 5, "61837.63"), ("ETHUSDT", 2, 4, "2650.17")],
     channels: &[],
     api_key: None,
+};
+
+/// Bybit v5 spot: trades and `orderbook.1` (top-of-book levels).
+pub const BYBIT_SPOT: VenueCase = VenueCase {
+    adapter: AdapterKind::BybitSpot,
+    venue: Venue::Bybit,
+    registry_venue: "BYBIT",
+    symbols: &[("BTCUSDT", 2, 6, "61837.63"), ("ETHUSDT", 2, 5, "2650.17")],
+    channels: &[],
+    api_key: None,
+};
+
+/// Bybit v5 linear: trades and `tickers` (quotes).
+pub const BYBIT_LINEAR: VenueCase = VenueCase {
+    adapter: AdapterKind::BybitLinear,
+    venue: Venue::Bybit,
+    registry_venue: "BYBIT-LINEAR",
+    symbols: &[("BTCUSDT", 1, 3, "61837.6"), ("ETHUSDT", 2, 2, "2650.17")],
+    channels: &[],
+    api_key: None,
+};
+
+/// Coinbase Advanced Trade: market_trades, ticker, heartbeats.
+pub const COINBASE: VenueCase = VenueCase {
+    adapter: AdapterKind::Coinbase,
+    venue: Venue::Coinbase,
+    registry_venue: "COINBASE",
+    symbols: &[("BTC-USD", 2, 8, "61837.63"), ("ETH-USD", 2, 8, "2650.17")],
+    channels: &[],
+    api_key: None,
+};
+
+/// Polygon stocks: auth with a key, then T and Q (and A, which feedsim
+/// does not generate).
+pub const POLYGON: VenueCase = VenueCase {
+    adapter: AdapterKind::Polygon,
+    venue: Venue::Polygon,
+    registry_venue: "POLYGON",
+    symbols: &[("AAPL", 2, 0, "182.31"), ("MSFT", 2, 0, "414.20")],
+    channels: &[],
+    api_key: Some("test-key-123"),
 };
 
 /// A running simulator plus the engine's feed stage connected to it.
@@ -217,7 +259,12 @@ impl Loopback {
     pub fn market_ticks(&self) -> usize {
         self.ticks
             .iter()
-            .filter(|t| matches!(t.kind(), Some(TickKind::Trade | TickKind::Quote)))
+            .filter(|t| {
+                matches!(
+                    t.kind(),
+                    Some(TickKind::Trade | TickKind::Quote | TickKind::BookLevel)
+                )
+            })
             .count()
     }
 
@@ -275,10 +322,11 @@ pub fn ticks_arrive_decoded(case: &VenueCase, tls: bool) {
         assert!((t.instrument.0 as usize) < N_INSTRUMENTS);
         assert!(t.ts_recv_ns > 0 && t.ts_event_ns > 0);
     }
+    // Best bid/offer: quotes, or top-of-book levels (Bybit spot orderbook.1).
     let quotes = lb
         .ticks
         .iter()
-        .filter(|t| t.kind() == Some(TickKind::Quote))
+        .filter(|t| matches!(t.kind(), Some(TickKind::Quote | TickKind::BookLevel)))
         .count();
     assert!(quotes > 100, "{}", lb.describe());
     let c = &lb.tel.feed;
@@ -329,8 +377,12 @@ fn binance_subscribe_names_the_configured_streams() {
 /// connection fault, data resuming.
 pub fn reconnects_after(case: &VenueCase, tls: bool, faults: Faults, what: &str) {
     let mut lb = loopback(case, tls, faults, |_| {});
+    // The server records a subscribe when it processes it, a moment after
+    // the client's CONNECTED: wait for both.
     lb.run_until(what, LIMIT, |l| {
-        l.tel.feed.reconnects.get() >= 2 && l.market_ticks() >= 1_000
+        l.tel.feed.reconnects.get() >= 2
+            && l.market_ticks() >= 1_000
+            && l.subscribed_connections().len() >= 3
     });
     let conns = lb.subscribed_connections();
     assert!(
@@ -518,9 +570,19 @@ fn binance_stall_longer_than_watchdog_forces_reconnect() {
     stall_longer_than_watchdog_forces_reconnect(&BINANCE);
 }
 
-/// Scenario: a skipped trade id is reported as a Gap tick + counter (for
-/// venues whose adapter checks trade ids).
-pub fn gap_injected_is_reported(case: &VenueCase) {
+/// How a venue's adapter reports an injected gap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GapStyle {
+    /// Trade ids per instrument (Binance): one gap tick per gap, on the
+    /// trade's instrument, right before the trade that revealed it.
+    TradeIds,
+    /// A connection-wide sequence (Coinbase `sequence_num`): one gap (one
+    /// counter increment) reported as a gap tick on every instrument.
+    ConnectionSequence,
+}
+
+/// Scenario: a skipped message is reported as gap ticks + the gap counter.
+pub fn gap_injected_is_reported(case: &VenueCase, style: GapStyle) {
     let mut lb = loopback(
         case,
         false,
@@ -536,29 +598,37 @@ pub fn gap_injected_is_reported(case: &VenueCase) {
         .iter()
         .filter(|t| t.kind() == Some(TickKind::Gap))
         .collect();
-    assert_eq!(gaps.len() as u64, lb.tel.feed.gaps.get());
+    let per_gap = match style {
+        GapStyle::TradeIds => 1,
+        GapStyle::ConnectionSequence => N_INSTRUMENTS as u64,
+    };
+    assert_eq!(gaps.len() as u64, per_gap * lb.tel.feed.gaps.get());
     for g in &gaps {
-        assert_eq!(g.size, 1, "one trade id skipped: {g:?}");
+        assert_eq!(g.size, 1, "one message skipped: {g:?}");
         assert_eq!(g.price, g.id as i64 + 1, "received = expected + 1");
     }
     // Every reported gap was injected (the last injected one may not have
-    // been noticed yet: that symbol has not traded since).
+    // been noticed yet).
     assert!(lb.sim.stats().gaps >= lb.tel.feed.gaps.get());
-    // The gap tick comes right before the trade that revealed it.
+    // Data follows the gap ticks that announce it.
     let i = lb
         .ticks
         .iter()
         .position(|t| t.kind() == Some(TickKind::Gap))
         .unwrap();
-    assert_eq!(lb.ticks[i + 1].kind(), Some(TickKind::Trade));
-    assert_eq!(lb.ticks[i + 1].id as i64, lb.ticks[i].price);
+    let next = &lb.ticks[i + per_gap as usize];
+    assert_ne!(next.kind(), Some(TickKind::Gap));
+    if style == GapStyle::TradeIds {
+        assert_eq!(next.kind(), Some(TickKind::Trade));
+        assert_eq!(next.id as i64, lb.ticks[i].price);
+    }
     assert_eq!(lb.tel.feed.reconnects.get(), 0);
     lb.assert_accounting();
 }
 
 #[test]
 fn binance_gap_injected_is_reported() {
-    gap_injected_is_reported(&BINANCE);
+    gap_injected_is_reported(&BINANCE, GapStyle::TradeIds);
 }
 
 /// Scenario (any venue): see [`binance_garbage_frames_are_counted_and_feed_continues`].
@@ -1043,4 +1113,66 @@ fn feedsim_bybit_and_coinbase_honour_subscribes() {
         assert_eq!(seq, last_seq + 1, "sequence_num has no gaps");
         last_seq = seq;
     }
+}
+
+// ---- the other venues through their real adapters ----
+
+#[test]
+fn bybit_spot_ws_and_wss_ticks_arrive_decoded() {
+    ticks_arrive_decoded(&BYBIT_SPOT, false);
+    ticks_arrive_decoded(&BYBIT_SPOT, true);
+}
+
+#[test]
+fn bybit_linear_ws_ticks_arrive_decoded() {
+    ticks_arrive_decoded(&BYBIT_LINEAR, false);
+}
+
+#[test]
+fn coinbase_ws_and_wss_ticks_arrive_decoded() {
+    ticks_arrive_decoded(&COINBASE, false);
+    ticks_arrive_decoded(&COINBASE, true);
+}
+
+#[test]
+fn polygon_ws_and_wss_auth_then_ticks_arrive_decoded() {
+    ticks_arrive_decoded(&POLYGON, false);
+    ticks_arrive_decoded(&POLYGON, true);
+}
+
+#[test]
+fn other_venues_reconnect_and_resubscribe_after_drops() {
+    for case in [&BYBIT_SPOT, &COINBASE, &POLYGON] {
+        reconnects_after(
+            case,
+            false,
+            Faults {
+                drop_every: 400,
+                ..Faults::default()
+            },
+            case.venue.as_str(),
+        );
+    }
+}
+
+#[test]
+fn other_venues_survive_half_frames_garbage_and_stalls() {
+    for case in [&BYBIT_SPOT, &COINBASE, &POLYGON] {
+        reconnects_after(
+            case,
+            true,
+            Faults {
+                close_mid_frame_after: 300,
+                ..Faults::default()
+            },
+            case.venue.as_str(),
+        );
+        garbage_frames_are_counted_and_feed_continues(case);
+        stall_longer_than_watchdog_forces_reconnect(case);
+    }
+}
+
+#[test]
+fn coinbase_sequence_gap_injected_is_reported() {
+    gap_injected_is_reported(&COINBASE, GapStyle::ConnectionSequence);
 }

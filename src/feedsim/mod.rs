@@ -229,7 +229,8 @@ pub struct Faults {
     pub close_mid_frame_after: u64,
     /// Refuse connections (nothing listens) for this long after start.
     pub refuse_for_ms: u64,
-    /// Skip every N-th trade (its id never appears): a sequence gap.
+    /// Skip every N-th subscribed trade message (its trade id, and on
+    /// Coinbase its `sequence_num`, never appear): a sequence gap.
     pub gap_every: u64,
 }
 
@@ -1062,15 +1063,18 @@ fn serve(sh: &Shared, sock: std::net::TcpStream, id: u64) -> Result<(), String> 
                 let text: &str = if capture {
                     &frame
                 } else {
+                    // Encode first: a skipped message also consumes its
+                    // connection sequence number (Coinbase), as a message
+                    // lost upstream would.
+                    if !session.encode(&frame, now_ns, &mut enc) {
+                        continue;
+                    }
                     if f.gap_every > 0 && venues::is_trade_frame(&frame) {
                         trades += 1;
                         if trades % f.gap_every == 0 {
                             sh.counters.gaps.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
-                    }
-                    if !session.encode(&frame, now_ns, &mut enc) {
-                        continue;
                     }
                     &enc
                 };
