@@ -4,11 +4,13 @@
 # `tickwire run` (full pipeline: WebSocket read → decode → kernel → signal →
 # fan-out), then prints msgs/s, drops and the latency summary.
 #
-# Usage: tools/loopback_bench.sh [SECONDS] [--tls] [--inproc]
-#   SECONDS   run length (default 10)
-#   --tls     wss:// with feedsim's self-signed certificate
-#   --inproc  feedsim in the engine process (feedsim:// URL) instead of a
-#             separate process
+# Usage: tools/loopback_bench.sh [SECONDS] [--tls] [--inproc] [--no-journal]
+#   SECONDS       run length (default 10)
+#   --tls         wss:// with feedsim's self-signed certificate
+#   --inproc      feedsim in the engine process (feedsim:// URL, live
+#                 generator) instead of a separate process serving a
+#                 prebuilt frame pool
+#   --no-journal  skip the tick journal (default: journaled to a temp dir)
 # Env: TICKWIRE (binary; default target/release/tickwire, built if missing),
 #      CARGO_TARGET_DIR (where cargo builds).
 set -euo pipefail
@@ -16,10 +18,12 @@ set -euo pipefail
 secs=10
 tls=0
 inproc=0
+journal=1
 for a in "$@"; do
   case "$a" in
     --tls) tls=1 ;;
     --inproc) inproc=1 ;;
+    --no-journal) journal=0 ;;
     [0-9]*) secs="$a" ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
@@ -89,8 +93,9 @@ paced = false
 trade_ratio = 1.0
 EOF
 
-echo "loopback bench: $url, 10 symbols, Binance trades, ${secs}s, $(nproc) cores" >&2
-out="$("$bin" run --config "$cfg" --duration "$secs" 2>&1 >/dev/null)"
+echo "loopback bench: $url, 10 symbols, Binance trades, ${secs}s, journal=$journal, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+jflag=(--no-journal); [[ $journal == 1 ]] && jflag=(--journal-dir "$work/journal")
+out="$("$bin" run --config "$cfg" --duration "$secs" "${jflag[@]}" 2>&1 >/dev/null)"
 echo "$out" | grep -v '^20' || true
 if [[ -n "$sim_pid" ]]; then
   kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; sim_pid=""
