@@ -14,10 +14,13 @@ use tickwire::telemetry::{StageRecorder, Telemetry};
 
 fn config() -> EngineConfig {
     let mut cfg = EngineConfig::default();
-    cfg.feed.sim.rate = 1_000.0;
-    cfg.feed.sim.paced = false;
-    cfg.feed.sim.start_ns = 1_723_161_240_000_000_000;
-    cfg.feed.sim.seed = 7;
+    let feed = &mut cfg.feeds[0];
+    feed.url = "sim://".into();
+    feed.sim.rate = 1_000.0;
+    feed.sim.paced = false;
+    feed.sim.start_ns = 1_723_161_240_000_000_000;
+    feed.sim.seed = 7;
+    cfg.journal.enabled = false;
     cfg.kernel.windows = vec!["1s".into(), "1m".into()];
     cfg.telemetry.stats_interval_secs = 0;
     // The three shipped strategies on 1 s bars (short periods so they fire).

@@ -57,8 +57,8 @@ pub struct EngineConfig {
     pub engine: EngineSection,
     /// Instruments to intern, in id order.
     pub instruments: Vec<InstrumentConfig>,
-    /// The market-data source.
-    pub feed: FeedConfig,
+    /// The market-data feeds (`[[feeds]]`), all driven by the feed thread.
+    pub feeds: Vec<FeedConfig>,
     /// Rings, threads, pinning, wait strategies.
     pub pipeline: PipelineConfig,
     /// Indicator and bar kernel.
@@ -87,7 +87,7 @@ impl Default for EngineConfig {
                 InstrumentConfig::sim("SIM:BTCUSDT", 2, 5, "61837.63", "crypto-major"),
                 InstrumentConfig::sim("SIM:ETHUSDT", 2, 4, "2650.17", "crypto-major"),
             ],
-            feed: FeedConfig::default(),
+            feeds: vec![FeedConfig::default()],
             pipeline: PipelineConfig::default(),
             kernel: KernelConfig::default(),
             telemetry: TelemetryConfig::default(),
@@ -151,38 +151,303 @@ impl InstrumentConfig {
     }
 }
 
-/// Which source the feed thread reads.
+/// Which decoder (and control protocol) a feed uses.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    /// The built-in simulated market, emitting Binance combined-stream JSON.
+pub enum AdapterKind {
+    /// Binance spot combined streams.
+    Binance,
+    /// Binance USD-M futures streams.
+    BinanceUsdm,
+    /// Bybit v5 public spot.
+    BybitSpot,
+    /// Bybit v5 public linear (USDT perpetuals).
+    BybitLinear,
+    /// Coinbase Advanced Trade market data.
+    Coinbase,
+    /// Polygon-style stocks WebSocket (auth, subscribe, T/Q events).
+    Polygon,
+    /// The built-in simulator's format (Binance combined streams).
     Sim,
 }
 
-/// `[feed]`
+impl AdapterKind {
+    /// The config spelling (`binance_usdm`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Binance => "binance",
+            Self::BinanceUsdm => "binance_usdm",
+            Self::BybitSpot => "bybit_spot",
+            Self::BybitLinear => "bybit_linear",
+            Self::Coinbase => "coinbase",
+            Self::Polygon => "polygon",
+            Self::Sim => "sim",
+        }
+    }
+
+    /// Whether frames are in Binance combined-stream format (what the
+    /// built-in `sim://` simulator produces).
+    pub fn is_binance_format(self) -> bool {
+        matches!(self, Self::Binance | Self::BinanceUsdm | Self::Sim)
+    }
+}
+
+/// Where a feed's frames come from, parsed from its `url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEndpoint {
+    /// `sim://`: the built-in simulator, in-process, no sockets.
+    Sim,
+    /// `ws://` or `wss://`: a WebSocket server (a venue or a feedsim).
+    WebSocket {
+        /// The URL as configured.
+        url: String,
+        /// `wss://`.
+        tls: bool,
+    },
+    /// `feedsim://IP:PORT` (`feedsims://` for TLS): start the local
+    /// exchange simulator in-process on that address (port 0 = any free
+    /// port) and connect to it over `ws://` (`wss://`, trusting its
+    /// self-signed certificate).
+    FeedSim {
+        /// Listen address.
+        listen: std::net::SocketAddr,
+        /// Serve over TLS.
+        tls: bool,
+    },
+}
+
+impl FeedEndpoint {
+    /// Parses a feed URL.
+    ///
+    /// # Errors
+    /// A message naming the accepted forms.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let u = url.trim();
+        if u == "sim://" || u == "sim" {
+            return Ok(Self::Sim);
+        }
+        let parsed = url::Url::parse(u).map_err(|e| {
+            format!("'{u}' is not a URL ({e}); use ws://HOST:PORT/PATH, wss://..., feedsim://127.0.0.1:0 or sim://")
+        })?;
+        match parsed.scheme() {
+            s @ ("ws" | "wss") => {
+                if parsed.host_str().is_none_or(str::is_empty) {
+                    return Err(format!("'{u}' has no host"));
+                }
+                Ok(Self::WebSocket {
+                    url: u.to_string(),
+                    tls: s == "wss",
+                })
+            }
+            s @ ("feedsim" | "feedsims") => {
+                let host = parsed.host_str().unwrap_or("127.0.0.1");
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let ip: std::net::IpAddr = host.parse().map_err(|_| {
+                    format!(
+                        "'{u}': the feedsim listen host must be an IP address such as 127.0.0.1"
+                    )
+                })?;
+                Ok(Self::FeedSim {
+                    listen: std::net::SocketAddr::new(ip, parsed.port().unwrap_or(0)),
+                    tls: s == "feedsims",
+                })
+            }
+            other => Err(format!(
+                "'{u}': unsupported scheme '{other}'; use ws://, wss://, feedsim://, feedsims:// or sim://"
+            )),
+        }
+    }
+}
+
+/// One `[[feeds]]` entry: a venue connection (or the simulator) and how it
+/// is kept alive.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedConfig {
-    /// Source type.
-    pub source: SourceKind,
-    /// Venue whose instruments the source serves (instrument names are
-    /// `VENUE:SYMBOL`).
+    /// Unique feed name (logs, metrics).
+    pub name: String,
+    /// Decoder / control protocol.
+    pub adapter: AdapterKind,
+    /// Registry venue whose instruments this feed serves (instrument names
+    /// are `VENUE:SYMBOL`).
     pub venue: String,
-    /// Simulator settings.
+    /// `ws://`, `wss://`, `feedsim://IP:PORT`, `feedsims://IP:PORT` or
+    /// `sim://` (see [`FeedEndpoint`]).
+    pub url: String,
+    /// Venue symbols to subscribe (a subset of the venue's instruments);
+    /// `None` = every instrument of the venue.
+    pub symbols: Option<Vec<String>>,
+    /// Venue channel names; empty = the adapter's defaults.
+    pub channels: Vec<String>,
+    /// Name of the environment variable holding the API key (read by the
+    /// binary at start; the key never appears in config or logs).
+    pub api_key_env: Option<String>,
+    /// Extra CA certificate(s), PEM, trusted in addition to the webpki
+    /// roots (tests, private venues, feedsim over TLS).
+    pub ca_file: Option<PathBuf>,
+    /// Largest WebSocket frame and message accepted, bytes (Coinbase's L2
+    /// snapshot is ~5 MB).
+    pub max_frame_bytes: usize,
+    /// Stale-feed watchdog: no frame for this long forces a reconnect;
+    /// 0 = off.
+    pub stale_after_ms: u64,
+    /// Reconnect backoff ceiling of the first attempt, ms (doubles per
+    /// failed attempt, full jitter).
+    pub backoff_initial_ms: u64,
+    /// Reconnect backoff cap, ms.
+    pub backoff_max_ms: u64,
+    /// Consecutive failed attempts that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before one trial attempt, ms.
+    pub breaker_open_ms: u64,
+    /// Reconnect proactively after this many seconds (Binance drops
+    /// connections at 24 h); 0 = never.
+    pub max_connection_age_secs: u64,
+    /// TCP connect + TLS + WebSocket handshake must finish within this, ms.
+    pub connect_timeout_ms: u64,
+    /// Simulator settings (`sim://` and `feedsim://` URLs).
     pub sim: SimConfig,
 }
 
 impl Default for FeedConfig {
     fn default() -> Self {
         Self {
-            source: SourceKind::Sim,
+            name: "sim".into(),
+            adapter: AdapterKind::Binance,
             venue: "SIM".into(),
+            url: "feedsim://127.0.0.1:0".into(),
+            symbols: None,
+            channels: Vec::new(),
+            api_key_env: None,
+            ca_file: None,
+            max_frame_bytes: 16 << 20,
+            stale_after_ms: 10_000,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 30_000,
+            breaker_failures: 10,
+            breaker_open_ms: 60_000,
+            max_connection_age_secs: 86_100,
+            connect_timeout_ms: 10_000,
             sim: SimConfig::default(),
         }
     }
 }
 
-/// `[feed.sim]`: the deterministic simulated market.
+impl FeedConfig {
+    /// Checks this entry (`i` = its index, for key names) against the
+    /// registry.
+    ///
+    /// # Errors
+    /// The first invalid key.
+    pub fn validate(&self, i: usize, reg: &InstrumentRegistry) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("feeds[{i}].{k}");
+        if self.name.trim().is_empty() {
+            return Err(invalid(key("name"), "give the feed a non-empty name"));
+        }
+        let venue = reg.venue_id(&self.venue);
+        if reg.of_venue(&self.venue).next().is_none() {
+            return Err(invalid(
+                key("venue"),
+                format!(
+                    "no instrument uses venue '{}'; add [[instruments]] named {}:SYMBOL",
+                    self.venue, self.venue
+                ),
+            ));
+        }
+        if let Some(syms) = &self.symbols {
+            if syms.is_empty() {
+                return Err(invalid(
+                    key("symbols"),
+                    "list at least one symbol, or remove the key to use every instrument of the venue",
+                ));
+            }
+            for s in syms {
+                let known = venue.and_then(|v| reg.lookup(v, s.as_bytes())).is_some();
+                if !known {
+                    return Err(invalid(
+                        key("symbols"),
+                        format!(
+                            "'{s}' is not an instrument of venue '{}'; add [[instruments]] symbol = \"{}:{s}\"",
+                            self.venue, self.venue
+                        ),
+                    ));
+                }
+            }
+        }
+        let ep = self.endpoint().map_err(|m| invalid(key("url"), m))?;
+        if ep == FeedEndpoint::Sim && !self.adapter.is_binance_format() {
+            return Err(invalid(
+                key("url"),
+                format!(
+                    "sim:// produces Binance-format frames; adapter '{}' cannot decode them (use feedsim://127.0.0.1:0, which speaks every venue's format)",
+                    self.adapter.as_str()
+                ),
+            ));
+        }
+        if let Some(v) = &self.api_key_env
+            && (v.is_empty() || v.contains('='))
+        {
+            return Err(invalid(
+                key("api_key_env"),
+                "must be the NAME of an environment variable (the key itself never goes in config)",
+            ));
+        }
+        if !(1024..=(1 << 30)).contains(&self.max_frame_bytes) {
+            return Err(invalid(
+                key("max_frame_bytes"),
+                "must be between 1024 and 1073741824",
+            ));
+        }
+        if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
+            return Err(invalid(
+                key("backoff_max_ms"),
+                "need 1 ≤ backoff_initial_ms ≤ backoff_max_ms",
+            ));
+        }
+        if self.breaker_failures == 0 {
+            return Err(invalid(key("breaker_failures"), "must be ≥ 1"));
+        }
+        if self.connect_timeout_ms == 0 {
+            return Err(invalid(key("connect_timeout_ms"), "must be ≥ 1"));
+        }
+        let sim = &self.sim;
+        if !(sim.rate >= 0.0 && sim.rate.is_finite()) {
+            return Err(invalid(
+                key("sim.rate"),
+                "must be ≥ 0 (0 = as fast as possible)",
+            ));
+        }
+        if !(0.0..=1.0).contains(&sim.trade_ratio) {
+            return Err(invalid(key("sim.trade_ratio"), "must be between 0 and 1"));
+        }
+        if sim.start_ns < 0 {
+            return Err(invalid(key("sim.start_ns"), "must be ≥ 0 (0 = now)"));
+        }
+        Ok(())
+    }
+
+    /// The venue symbols this feed serves: `symbols` if set, else every
+    /// instrument of the venue, in registry order.
+    pub fn resolved_symbols(&self, reg: &InstrumentRegistry) -> Vec<String> {
+        match &self.symbols {
+            Some(s) => s.iter().map(|x| x.to_ascii_uppercase()).collect(),
+            None => reg
+                .of_venue(&self.venue)
+                .map(|i| i.symbol.clone())
+                .collect(),
+        }
+    }
+
+    /// The parsed `url`.
+    ///
+    /// # Errors
+    /// An unsupported or malformed URL.
+    pub fn endpoint(&self) -> Result<FeedEndpoint, String> {
+        FeedEndpoint::parse(&self.url)
+    }
+}
+
+/// `[feeds.sim]`: the deterministic simulated market.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimConfig {
@@ -900,6 +1165,14 @@ impl EngineConfig {
     /// # Errors
     /// Syntax error, unknown key, or an invalid value.
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        if let Ok(v) = text.parse::<toml::Table>()
+            && v.contains_key("feed")
+        {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: "the [feed] section was replaced by a [[feeds]] list: rename [feed] to [[feeds]] and [feed.sim] to [feeds.sim], and set `url` (see config/default.toml)".into(),
+            });
+        }
         let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
@@ -920,15 +1193,6 @@ impl EngineConfig {
             ));
         }
         let reg = self.registry()?;
-        if reg.of_venue(&self.feed.venue).next().is_none() {
-            return Err(invalid(
-                "feed.venue",
-                format!(
-                    "no instrument uses venue '{}'; add [[instruments]] named {}:SYMBOL",
-                    self.feed.venue, self.feed.venue
-                ),
-            ));
-        }
         for (i, inst) in self.instruments.iter().enumerate() {
             if let Some(p) = &inst.sim_price {
                 match parse_scaled(p, inst.price_precision) {
@@ -945,18 +1209,17 @@ impl EngineConfig {
                 }
             }
         }
-        let sim = &self.feed.sim;
-        if !(sim.rate >= 0.0 && sim.rate.is_finite()) {
-            return Err(invalid(
-                "feed.sim.rate",
-                "must be ≥ 0 (0 = as fast as possible)",
-            ));
+        if self.feeds.is_empty() {
+            return Err(invalid("feeds", "at least one [[feeds]] entry is required"));
         }
-        if !(0.0..=1.0).contains(&sim.trade_ratio) {
-            return Err(invalid("feed.sim.trade_ratio", "must be between 0 and 1"));
-        }
-        if sim.start_ns < 0 {
-            return Err(invalid("feed.sim.start_ns", "must be ≥ 0 (0 = now)"));
+        for (i, f) in self.feeds.iter().enumerate() {
+            f.validate(i, &reg)?;
+            if self.feeds[..i].iter().any(|g| g.name == f.name) {
+                return Err(invalid(
+                    format!("feeds[{i}].name"),
+                    format!("feed name '{}' is used twice; names must be unique", f.name),
+                ));
+            }
         }
         let p = &self.pipeline;
         if p.ring_capacity < 2 || p.ring_capacity > (1 << 26) {
@@ -1135,12 +1398,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("twice"), "{e}");
-        let e = parse("[feed.sim]\ntrade_ratio = 2.0\n")
+        let e = parse("[[feeds]]\n[feeds.sim]\ntrade_ratio = 2.0\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("feed.sim.trade_ratio"), "{e}");
-        let e = parse("[feed]\nvenue = \"NOPE\"\n").unwrap_err().to_string();
-        assert!(e.contains("feed.venue"), "{e}");
+        assert!(e.contains("feeds[0].sim.trade_ratio"), "{e}");
+        let e = parse("[[feeds]]\nvenue = \"NOPE\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("feeds[0].venue"), "{e}");
         let e = parse(
             "[[instruments]]\nsymbol = \"SIM:X\"\nprice_precision = 2\nsize_precision = 2\nsim_price = \"1.234\"\n",
         )
@@ -1187,6 +1452,94 @@ mod tests {
         .unwrap();
         assert_eq!(c.signal.strategies.len(), 1);
         assert_eq!(c.broker.sizing, SizingMode::EquityPct);
+    }
+
+    #[test]
+    fn feeds_list_parses_and_validates() {
+        let c = parse(
+            r#"
+[[feeds]]
+name = "a"
+url = "sim://"
+[feeds.sim]
+rate = 5.0
+[[feeds]]
+name = "b"
+adapter = "binance_usdm"
+url = "wss://fstream.binance.com/stream"
+symbols = ["btcusdt"]
+channels = ["aggTrade"]
+api_key_env = "X_KEY"
+stale_after_ms = 0
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.feeds.len(), 2);
+        assert_eq!(c.feeds[0].endpoint(), Ok(FeedEndpoint::Sim));
+        assert_eq!(c.feeds[0].sim.rate, 5.0);
+        assert_eq!(c.feeds[1].adapter, AdapterKind::BinanceUsdm);
+        assert_eq!(
+            c.feeds[1].endpoint(),
+            Ok(FeedEndpoint::WebSocket {
+                url: "wss://fstream.binance.com/stream".into(),
+                tls: true
+            })
+        );
+        let reg = c.registry().unwrap();
+        assert_eq!(c.feeds[1].resolved_symbols(&reg), vec!["BTCUSDT"]);
+        assert_eq!(
+            c.feeds[0].resolved_symbols(&reg),
+            vec!["BTCUSDT", "ETHUSDT"]
+        );
+        assert_eq!(
+            FeedEndpoint::parse("feedsims://127.0.0.1:9443"),
+            Ok(FeedEndpoint::FeedSim {
+                listen: "127.0.0.1:9443".parse().unwrap(),
+                tls: true
+            })
+        );
+
+        let cases: &[(&str, &str)] = &[
+            (
+                "[[feeds]]\nname = \"x\"\n[[feeds]]\nname = \"x\"\n",
+                "feeds[1].name",
+            ),
+            ("[[feeds]]\nurl = \"http://x\"\n", "feeds[0].url"),
+            (
+                "[[feeds]]\nurl = \"feedsim://localhost:1\"\n",
+                "feeds[0].url",
+            ),
+            (
+                "[[feeds]]\nurl = \"sim://\"\nadapter = \"coinbase\"\n",
+                "feeds[0].url",
+            ),
+            ("[[feeds]]\nsymbols = [\"DOGEUSDT\"]\n", "feeds[0].symbols"),
+            ("[[feeds]]\nsymbols = []\n", "feeds[0].symbols"),
+            (
+                "[[feeds]]\napi_key_env = \"K=abc\"\n",
+                "feeds[0].api_key_env",
+            ),
+            (
+                "[[feeds]]\nmax_frame_bytes = 10\n",
+                "feeds[0].max_frame_bytes",
+            ),
+            (
+                "[[feeds]]\nbackoff_initial_ms = 10\nbackoff_max_ms = 5\n",
+                "feeds[0].backoff_max_ms",
+            ),
+            (
+                "[[feeds]]\nbreaker_failures = 0\n",
+                "feeds[0].breaker_failures",
+            ),
+            ("[[feeds]]\nadapter = \"kraken\"\n", "kraken"),
+            ("feeds = []\n", "feeds"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?} → {e}");
+        }
+        let e = parse("[feed]\nvenue = \"SIM\"\n").unwrap_err().to_string();
+        assert!(e.contains("[[feeds]]") && e.contains("test.toml"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, subcommands.
 
 mod bench;
+mod feedsim;
 mod import;
 mod journal;
 
@@ -13,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use tickwire::config::EngineConfig;
-use tickwire::engine::Engine;
+use tickwire::engine::{Engine, FeedSecrets};
 use tickwire::fanout::{DumpFilter, EventSink, JsonLinesSink};
 use tickwire::json::JsonContext;
 
@@ -30,7 +31,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the engine (default config: built-in simulated market, no API keys).
+    /// Run the engine (default config: an in-process feedsim over ws://
+    /// decoded by the real Binance adapter, no API keys).
     ///
     /// Logs a stats line every few seconds and a latency summary on exit.
     /// Stops on Ctrl-C / SIGTERM (a second Ctrl-C forces exit) or after
@@ -45,6 +47,10 @@ enum Command {
     /// Inspect, verify, export and tail tick journals.
     #[command(subcommand)]
     Journal(journal::JournalCmd),
+    /// Local exchange simulator: serves a venue's real WebSocket protocol
+    /// (generated market or a recorded capture) on 127.0.0.1, with fault
+    /// injection, for tests and benches.
+    Feedsim(Box<feedsim::FeedsimArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +101,7 @@ pub fn main() -> i32 {
         Command::Bench(a) => bench::cmd_bench(a),
         Command::Report(a) => bench::cmd_report(a),
         Command::Journal(c) => journal::cmd_journal(c),
+        Command::Feedsim(a) => feedsim::cmd_feedsim(*a),
     };
     match res {
         Ok(code) => code,
@@ -150,6 +157,24 @@ pub(crate) fn load_config(common: &CommonArgs) -> Result<EngineConfig> {
     Ok(cfg)
 }
 
+/// Reads each feed's API key from the environment variable its config
+/// names (the library reads no environment itself).
+fn read_api_keys(cfg: &EngineConfig) -> Result<FeedSecrets> {
+    let mut secrets = FeedSecrets::new();
+    for f in &cfg.feeds {
+        if let Some(var) = &f.api_key_env {
+            match std::env::var(var) {
+                Ok(k) if !k.is_empty() => secrets.insert(&f.name, k),
+                _ => bail!(
+                    "feed '{}': environment variable {var} (api_key_env) is not set; export it before starting, or remove api_key_env",
+                    f.name
+                ),
+            }
+        }
+    }
+    Ok(secrets)
+}
+
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -170,7 +195,9 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         if !(r >= 0.0 && r.is_finite()) {
             bail!("--sim-rate must be ≥ 0 (0 = as fast as possible)");
         }
-        cfg.feed.sim.rate = r;
+        for f in &mut cfg.feeds {
+            f.sim.rate = r;
+        }
     }
     if let Some(d) = &a.journal_dir {
         cfg.journal.dir = d.clone();
@@ -188,7 +215,8 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
         sinks.push(Box::new(JsonLinesSink::new(ctx, filter, out)));
     }
-    let engine = Engine::new(cfg)?;
+    let secrets = read_api_keys(&cfg)?;
+    let engine = Engine::with_secrets(cfg, secrets)?;
     let stop = stop_flag()?;
     let summary = engine.run(sinks, stop).map_err(anyhow::Error::msg)?;
     eprint!("{}", summary.render());
