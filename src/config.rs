@@ -673,6 +673,11 @@ pub struct JournalSection {
     pub every_n: u64,
     /// Policy on append failure.
     pub on_error: JournalOnError,
+    /// Also keep the event journal (audit trail of decisions and alerts).
+    pub events_enabled: bool,
+    /// Event journal directory. `tickwire run --journal-dir DIR` sets it to
+    /// `DIR/events`.
+    pub events_dir: PathBuf,
 }
 
 impl Default for JournalSection {
@@ -686,6 +691,8 @@ impl Default for JournalSection {
             interval_ms: 100,
             every_n: 4096,
             on_error: JournalOnError::Continue,
+            events_enabled: true,
+            events_dir: PathBuf::from("data/events"),
         }
     }
 }

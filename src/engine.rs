@@ -17,6 +17,7 @@ use crate::feed::ws::{WsConnSpec, WsSource};
 use crate::feed::{AdapterParams, FeedStage, FeedStream, FrameSource, make_adapter};
 use crate::feedsim::{FeedSim, FeedSimConfig, Pace, Venue};
 use crate::instruments::InstrumentRegistry;
+use crate::journal::events::EventJournalSink;
 use crate::journal::ticks::TickJournal;
 use crate::kernel::{IndicatorKernel, KernelSetup};
 use crate::pipeline::{Pipeline, Stages, collect_finished};
@@ -246,6 +247,14 @@ pub fn build_stages_with_secrets(
     } else {
         None
     };
+    let mut sinks = sinks;
+    if cfg.journal.enabled && cfg.journal.events_enabled {
+        let (ej, rep) = EventJournalSink::open(&cfg.journal.events_dir, &cfg.journal, cfg)?;
+        if !rep.is_clean() {
+            tracing::warn!(dir = %cfg.journal.events_dir.display(), bytes_cut = rep.bytes_cut, "event journal recovered after an unclean stop");
+        }
+        sinks.push(Box::new(ej));
+    }
     let (source, streams) =
         build_feed(cfg, &registry, clock, secrets).map_err(|e| e.to_string())?;
     let stages = Stages {

@@ -228,6 +228,7 @@ pub fn bench_config(base: &EngineConfig, spec: &BenchSpec) -> Result<EngineConfi
         // Journal into the output directory; removed after the run unless
         // the caller keeps it (see `run_bench`).
         cfg.journal.dir = spec.out.join("journal");
+        cfg.journal.events_dir = spec.out.join("journal").join("events");
     }
     if spec.messages == 0 && spec.seconds == 0 {
         return Err("give --messages N or --seconds T".into());

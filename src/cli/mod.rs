@@ -201,10 +201,12 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
     }
     if let Some(d) = &a.journal_dir {
         cfg.journal.dir = d.clone();
+        cfg.journal.events_dir = d.join("events");
         cfg.journal.enabled = true;
     }
     if a.no_journal {
         cfg.journal.enabled = false;
+        cfg.journal.events_enabled = false;
     }
     cfg.validate()?;
     init_tracing(&cfg.engine.log_level);
