@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::clock::Clock;
-use crate::config::{ConfigError, EngineConfig, SourceKind};
+use crate::config::{ConfigError, EngineConfig, SourceKind, window_name};
+use crate::fanout::server::{FeedInfo, Server, ServerSetup};
 use crate::fanout::{EventSink, FanoutStage};
 use crate::feed::FeedStage;
 use crate::feed::binance::BinanceAdapter;
 use crate::feed::sim::SimSource;
 use crate::instruments::InstrumentRegistry;
+use crate::json::JsonContext;
 use crate::kernel::{IndicatorKernel, KernelSetup};
 use crate::pipeline::{Pipeline, Stages, collect_finished};
 use crate::signal::SignalStage;
@@ -56,7 +58,7 @@ pub fn build_stages(
             },
         ),
         signal: SignalStage::new(&registry),
-        fanout: FanoutStage::new(&registry, sinks),
+        fanout: FanoutStage::new(&registry, sinks).with_bar_history(cfg.server.bar_history),
     };
     Ok((stages, registry))
 }
@@ -80,7 +82,8 @@ pub struct RunSummary {
     pub ring_full: u64,
     /// Drops, all rings.
     pub drops: u64,
-    /// Per-stage percentiles (decode, kernel, signal, fanout, e2e).
+    /// Per-stage percentiles (decode, kernel, signal, fanout, e2e, and
+    /// deliver when subscribers were served).
     pub stages: Vec<(&'static str, Percentiles)>,
 }
 
@@ -116,10 +119,26 @@ impl RunSummary {
     }
 }
 
+/// Run-time options of the subscriber server that do not belong in the
+/// config file.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Bearer token, read by the caller from the environment variable named
+    /// by `server.token_env` (the library reads no environment).
+    pub token: Option<String>,
+    /// Once listening, write the bound address (`IP:PORT`) to this file
+    /// (scripts and tests using port 0).
+    pub listen_file: Option<std::path::PathBuf>,
+    /// Fail the run when the address cannot be bound (`run --listen`);
+    /// otherwise the engine logs an error and runs without the server.
+    pub required: bool,
+}
+
 /// A configured engine, ready to run.
 #[derive(Debug)]
 pub struct Engine {
     cfg: EngineConfig,
+    server: ServerOptions,
 }
 
 impl Engine {
@@ -129,7 +148,71 @@ impl Engine {
     /// Invalid configuration.
     pub fn new(cfg: EngineConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        Ok(Self { cfg })
+        Ok(Self {
+            cfg,
+            server: ServerOptions::default(),
+        })
+    }
+
+    /// Sets the server's run-time options (token, listen file, required).
+    pub fn with_server_options(mut self, opts: ServerOptions) -> Self {
+        self.server = opts;
+        self
+    }
+
+    /// Binds the server (when `[server] enabled`) and attaches it to the
+    /// fan-out stage. Logs `listening on ADDR`.
+    fn start_server(
+        &self,
+        stages: &mut Stages,
+        registry: &InstrumentRegistry,
+        tel: &Arc<Telemetry>,
+        clock: Clock,
+    ) -> Result<(), String> {
+        let scfg = &self.cfg.server;
+        if !scfg.enabled {
+            return Ok(());
+        }
+        let addr = scfg.listen_addr().map_err(|e| e.to_string())?;
+        let windows = self.cfg.window_ns().map_err(|e| e.to_string())?;
+        let setup = ServerSetup {
+            cfg: scfg.clone(),
+            addr,
+            token: self.server.token.clone(),
+            ctx: JsonContext::new(registry.clone(), &windows),
+            window_names: windows.iter().map(|w| window_name(*w)).collect(),
+            tel: tel.clone(),
+            clock,
+            feeds: vec![FeedInfo {
+                name: format!("{:?}", self.cfg.feed.source).to_ascii_lowercase(),
+                venue: self.cfg.feed.venue.clone(),
+            }],
+            ring_capacity: self.cfg.pipeline.ring_capacity.next_power_of_two(),
+        };
+        match Server::bind(setup) {
+            Ok(srv) => {
+                let a = srv.local_addr();
+                tracing::info!(
+                    auth = self.server.token.is_some(),
+                    "listening on {a} (subscribers ws://{a}/ws; http://{a}/health, /metrics, /api/v1/status)"
+                );
+                if let Some(p) = &self.server.listen_file {
+                    let tmp = p.with_extension("tmp");
+                    std::fs::write(&tmp, format!("{a}\n"))
+                        .and_then(|()| std::fs::rename(&tmp, p))
+                        .map_err(|e| {
+                            format!("cannot write the listen address to {}: {e}", p.display())
+                        })?;
+                }
+                stages.fanout.attach_server(srv);
+                Ok(())
+            }
+            Err(e) if self.server.required => Err(e.to_string()),
+            Err(e) => {
+                tracing::error!("{e}; running without the subscriber server");
+                Ok(())
+            }
+        }
     }
 
     /// Runs until `stop` is set, the configured duration passes, or the
@@ -144,9 +227,10 @@ impl Engine {
         stop: Arc<AtomicBool>,
     ) -> Result<RunSummary, String> {
         let clock = Clock::new();
-        let (stages, registry) =
+        let (mut stages, registry) =
             build_stages(&self.cfg, clock, sinks).map_err(|e| e.to_string())?;
         let tel = Arc::new(Telemetry::new(registry.len()));
+        self.start_server(&mut stages, &registry, &tel, clock)?;
         let started = Instant::now();
         let (pipeline, done_rx) =
             Pipeline::spawn(stages, &self.cfg.pipeline, tel.clone(), clock, stop.clone())
@@ -157,7 +241,8 @@ impl Engine {
             venue = %self.cfg.feed.venue,
             "tickwire running; Ctrl-C stops"
         );
-        let mut cumulative: Vec<Histogram<u64>> = (0..5).map(|_| new_histogram()).collect();
+        let mut cumulative: Vec<Histogram<u64>> =
+            tel.stages().iter().map(|_| new_histogram()).collect();
         let interval = Duration::from_secs(self.cfg.telemetry.stats_interval_secs.max(1));
         let log_stats = self.cfg.telemetry.stats_interval_secs > 0;
         let deadline = (self.cfg.engine.duration_secs > 0)
@@ -206,7 +291,6 @@ impl Engine {
         pipeline.join()?;
         let _ = collect_finished(&done_rx);
         take_intervals(&tel, &mut cumulative);
-        let names = ["decode", "kernel", "signal", "fanout", "e2e"];
         Ok(RunSummary {
             elapsed: started.elapsed(),
             frames: tel.feed.frames.get(),
@@ -218,19 +302,22 @@ impl Engine {
                 + tel.kernel.ring_full.get()
                 + tel.signal.ring_full.get(),
             drops: tel.feed.drops.get() + tel.kernel.drops.get() + tel.signal.drops.get(),
-            stages: names
+            stages: tel
+                .stages()
                 .iter()
                 .zip(cumulative.iter())
-                .map(|(n, h)| (*n, Percentiles::of(h)))
+                // `deliver` only means something when subscribers were served.
+                .filter(|(st, h)| st.name != "deliver" || !h.is_empty())
+                .map(|(st, h)| (st.name, Percentiles::of(h)))
                 .collect(),
         })
     }
 }
 
 /// Takes every stage's interval histogram, adds it to `cumulative`, and
-/// returns the interval percentiles (decode, kernel, signal, fanout, e2e).
-fn take_intervals(tel: &Telemetry, cumulative: &mut [Histogram<u64>]) -> [Percentiles; 5] {
-    let mut out = [Percentiles::default(); 5];
+/// returns the interval percentiles (in [`Telemetry::stages`] order).
+fn take_intervals(tel: &Telemetry, cumulative: &mut [Histogram<u64>]) -> [Percentiles; 6] {
+    let mut out = [Percentiles::default(); 6];
     for (i, st) in tel.stages().iter().enumerate() {
         let h = st.take_interval();
         out[i] = Percentiles::of(&h);

@@ -396,6 +396,12 @@ impl Pipeline {
                     let mut e2e = StageRecorder::new(tel.e2e.clone());
                     let c = &tel.fanout;
                     let unused = Gauge::default();
+                    // With a server attached, its sockets are served on this
+                    // thread between batches: `poll_io(false)` on every loop
+                    // turn (busy or spinning: a pass at most every 100 µs,
+                    // otherwise one clock read), `poll_io(true)` (a pass
+                    // now) after the waiter parked.
+                    let has_io = fanout.has_io();
                     let (mut m_open, mut d_open) = (true, true);
                     while m_open || d_open {
                         let mut n = 0;
@@ -423,13 +429,18 @@ impl Pipeline {
                                 Some(k) => n += k,
                             }
                         }
+                        let mut parked = false;
                         if n == 0 {
                             if waiter.idle() {
+                                parked = true;
                                 rec.publish();
                                 e2e.publish();
                             }
                         } else {
                             waiter.reset();
+                        }
+                        if has_io {
+                            fanout.poll_io(parked);
                         }
                     }
                     rec.publish_blocking();
