@@ -63,17 +63,13 @@ impl Writer<'_> {
             });
             for (q, v) in QUANTILES.iter().zip(qs) {
                 let qv = q.to_string();
-                let x = if count == 0 {
-                    f64::NAN
-                } else {
-                    v as f64 * 1e-9
-                };
+                let x = if count == 0 { f64::NAN } else { v as f64 / 1e9 };
                 self.sample(name, &[(label, value), ("quantile", &qv)], x);
             }
             let sum = if count == 0 {
                 0.0
             } else {
-                mean * count as f64 * 1e-9
+                mean * count as f64 / 1e9
             };
             self.sample(&format!("{name}_sum"), &[(label, value)], sum);
             self.sample(&format!("{name}_count"), &[(label, value)], count as f64);
