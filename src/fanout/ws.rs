@@ -445,3 +445,79 @@ impl WsClient {
         self.closing.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::StageStats;
+    use std::sync::Arc;
+    use tungstenite::protocol::Role;
+
+    /// A server-side client over a real loopback socket, and the peer.
+    fn pair() -> (WsClient, WebSocket<std::net::TcpStream>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let ws = WebSocket::from_raw_socket(TcpStream::from_std(s), Role::Server, None);
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        (
+            WsClient::new(ws, Instant::now()),
+            WebSocket::from_raw_socket(peer, Role::Client, None),
+        )
+    }
+
+    fn msg(s: &str) -> Utf8Bytes {
+        Utf8Bytes::from(s)
+    }
+
+    #[test]
+    fn conflated_slot_keeps_only_the_newest_and_lossless_overflows() {
+        let (mut c, mut peer) = pair();
+        let mut rec = StageRecorder::new(Arc::new(StageStats::new("t")));
+        let slot = c.alloc_slot();
+        assert_eq!(c.push(&msg("q1"), 1, slot, 3), Push::Queued(true));
+        assert!(c.dirty);
+        assert_eq!(c.push(&msg("t1"), 1, NO_SLOT, 3), Push::Queued(false));
+        assert_eq!(c.push(&msg("q2"), 1, slot, 3), Push::Conflated);
+        assert_eq!(c.push(&msg("q3"), 1, slot, 3), Push::Conflated);
+        assert_eq!(c.push(&msg("t2"), 1, NO_SLOT, 3), Push::Queued(false));
+        assert_eq!(c.push(&msg("t3"), 1, NO_SLOT, 3), Push::Queued(false));
+        assert_eq!(c.queued(), 3);
+        assert_eq!(c.push(&msg("t4"), 1, NO_SLOT, 3), Push::Overflow);
+        // The slot keeps its queue position with the newest value.
+        let (how, sent) = c.flush(10, &mut rec);
+        assert_eq!((how, sent), (Flushed::Done, 4));
+        assert_eq!(c.queued(), 0);
+        let got: Vec<String> = (0..4)
+            .map(|_| peer.read().unwrap().into_text().unwrap().to_string())
+            .collect();
+        assert_eq!(got, ["q3", "t1", "t2", "t3"]);
+        // A freed slot's pending value is dropped, not sent.
+        assert_eq!(c.push(&msg("q4"), 1, slot, 3), Push::Queued(false));
+        c.free_slot(slot);
+        assert_eq!(c.push(&msg("t5"), 1, NO_SLOT, 3), Push::Queued(false));
+        assert_eq!(c.flush(10, &mut rec), (Flushed::Done, 1));
+        assert_eq!(peer.read().unwrap().into_text().unwrap(), "t5");
+        rec.publish_blocking();
+    }
+
+    #[test]
+    fn closing_client_ignores_pushes_and_sends_the_close_code() {
+        let (mut c, mut peer) = pair();
+        let mut rec = StageRecorder::new(Arc::new(StageStats::new("t")));
+        c.push(&msg("a"), 1, NO_SLOT, 10);
+        c.begin_close(4008, "slow consumer", true, Instant::now());
+        assert!(c.is_closing());
+        assert_eq!(c.push(&msg("b"), 1, NO_SLOT, 10), Push::Ignored);
+        let _ = c.flush(10, &mut rec);
+        match peer.read() {
+            Ok(Message::Close(Some(f))) => {
+                assert_eq!(u16::from(f.code), 4008);
+                assert_eq!(f.reason, "slow consumer");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
