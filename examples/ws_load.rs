@@ -95,7 +95,9 @@ fn http_get(addr: &str, path: &str, token: &str) -> String {
     );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 struct Shared {
@@ -144,13 +146,17 @@ fn run(args: &[String]) {
         let mine: Vec<String> = (0..clients)
             .filter(|i| i % threads == t)
             .map(|i| {
-                let s: Vec<&str> = (0..k).map(|j| syms[(i * k + j) % syms.len()].as_str()).collect();
+                let s: Vec<&str> = (0..k)
+                    .map(|j| syms[(i * k + j) % syms.len()].as_str())
+                    .collect();
                 serde_json::json!({"op":"subscribe","channels":chans,"symbols":s}).to_string()
             })
             .collect();
         let shared = shared.clone();
         let token = token.clone();
-        handles.push(std::thread::spawn(move || client_loop(sa, mine, &token, &shared)));
+        handles.push(std::thread::spawn(move || {
+            client_loop(sa, mine, &token, &shared)
+        }));
     }
     let start = Instant::now();
     let mut last = shared.msgs.load(Ordering::Relaxed);
@@ -313,7 +319,8 @@ fn client_loop(addr: SocketAddr, subs: Vec<String>, token: &str, sh: &Shared) ->
                                 break St::Closed;
                             }
                             let rest = got[end + 4..].to_vec();
-                            let mut ws = WebSocket::from_partially_read(s, rest, Role::Client, Some(cfg));
+                            let mut ws =
+                                WebSocket::from_partially_read(s, rest, Role::Client, Some(cfg));
                             let _ = ws.write(Message::text(subs[i].clone()));
                             let _ = ws.flush();
                             sh.connected.fetch_add(1, Ordering::Relaxed);

@@ -547,6 +547,8 @@ impl Server {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
             self.housekeeping(now);
             self.accept(now);
+            // Merging a histogram walks all its buckets: not every pass.
+            self.deliver.publish();
         }
         if now >= self.next_stats {
             self.next_stats = now + Duration::from_millis(self.cfg.stats_interval_ms);
@@ -556,7 +558,6 @@ impl Server {
             did = true;
             self.flush_pass();
         }
-        self.deliver.publish();
         did
     }
 
@@ -1265,6 +1266,10 @@ impl Server {
 
     fn flush_client(&mut self, idx: usize) {
         let now_ns = self.clock.now_ns();
+        self.flush_client_at(idx, now_ns);
+    }
+
+    fn flush_client_at(&mut self, idx: usize, now_ns: i64) {
         let Some(Some(Conn {
             kind: ConnKind::Ws(c),
             ..
@@ -1292,6 +1297,7 @@ impl Server {
 
     fn flush_pass(&mut self) {
         let start = Instant::now();
+        let now_ns = self.clock.now_ns();
         let mut list = std::mem::take(&mut self.dirty);
         for &id in &list {
             let dirty = matches!(
@@ -1299,7 +1305,7 @@ impl Server {
                 Some(Some(Conn { kind: ConnKind::Ws(c), .. })) if c.dirty
             );
             if dirty {
-                self.flush_client(id as usize);
+                self.flush_client_at(id as usize, now_ns);
             }
         }
         list.clear();

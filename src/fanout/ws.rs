@@ -81,6 +81,11 @@ impl CloseReason {
     }
 }
 
+/// Room kept in tungstenite's write buffer for a pong or close frame.
+const CONTROL_ROOM: usize = 256;
+/// Largest server frame header (no mask).
+const FRAME_HEADER: usize = 10;
+
 #[derive(Debug)]
 enum Out {
     /// A lossless message and the receive time of the event behind it.
@@ -263,52 +268,18 @@ impl WsClient {
     /// Moves queued messages into the socket until the queue is empty or
     /// the socket is full. Records receive → write latency per message in
     /// `rec`. Returns how it ended and how many messages were written.
+    ///
+    /// tungstenite's buffer is first flushed; once it is empty, messages
+    /// are moved (not cloned) into it up to `max_write_buffer_size` minus
+    /// room for a control frame, so `WriteBufferFull` does not happen in
+    /// practice (when it does, the payload is taken back from the frame).
     pub fn flush(&mut self, now_ns: i64, rec: &mut StageRecorder) -> (Flushed, u64) {
         let mut sent = 0u64;
         loop {
-            let mut buffer_full = false;
-            while let Some(front) = self.queue.front() {
-                let (msg, recv_ns, slot) = match *front {
-                    Out::Msg(ref m, r) => (m.clone(), r, NO_SLOT),
-                    Out::Slot(s) => match self.slots.get(s as usize).and_then(|x| x.msg.clone()) {
-                        Some((m, r)) => (m, r, s),
-                        None => {
-                            if let Some(x) = self.slots.get_mut(s as usize) {
-                                x.queued = false;
-                            }
-                            self.queue.pop_front();
-                            continue;
-                        }
-                    },
-                };
-                match self.ws.write(Message::Text(msg)) {
-                    Ok(()) => {}
-                    // The frame is in tungstenite's buffer: never resend.
-                    Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(WsError::WriteBufferFull(_)) => {
-                        buffer_full = true;
-                        break;
-                    }
-                    Err(_) => return (Flushed::Failed, sent),
-                }
-                self.queue.pop_front();
-                if slot == NO_SLOT {
-                    self.lossless -= 1;
-                } else if let Some(x) = self.slots.get_mut(slot as usize) {
-                    x.msg = None;
-                    x.queued = false;
-                }
-                rec.record(now_ns - recv_ns);
-                sent += 1;
-            }
             match self.ws.flush() {
                 Ok(()) => {
                     self.blocked = false;
                     self.needs_flush = false;
-                    if !buffer_full || self.queue.is_empty() {
-                        return (Flushed::Done, sent);
-                    }
-                    // The buffer drained completely: write the rest.
                 }
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.blocked = true;
@@ -319,6 +290,74 @@ impl WsClient {
                 }
                 Err(_) => return (Flushed::Failed, sent),
             }
+            if self.queue.is_empty() || self.closing.is_some() {
+                return (Flushed::Done, sent);
+            }
+            // The buffer is empty now: fill it up to its limit.
+            let mut budget = self
+                .ws
+                .get_config()
+                .max_write_buffer_size
+                .saturating_sub(CONTROL_ROOM);
+            let mut first = true;
+            while let Some(front) = self.queue.pop_front() {
+                let (msg, recv_ns, slot) = match front {
+                    Out::Msg(m, r) => {
+                        self.lossless -= 1;
+                        (m, r, NO_SLOT)
+                    }
+                    Out::Slot(s) => match self.slots.get_mut(s as usize) {
+                        Some(x) => {
+                            x.queued = false;
+                            match x.msg.take() {
+                                Some((m, r)) => (m, r, s),
+                                None => continue,
+                            }
+                        }
+                        None => continue,
+                    },
+                };
+                let frame_len = msg.len() + FRAME_HEADER;
+                // The first message of a batch goes even when larger than
+                // the budget (the buffer is empty; tungstenite decides).
+                if frame_len > budget && !first {
+                    self.unpop(msg, recv_ns, slot);
+                    break;
+                }
+                let was_first = std::mem::replace(&mut first, false);
+                budget = budget.saturating_sub(frame_len);
+                match self.ws.write(Message::Text(msg)) {
+                    Ok(()) => {}
+                    // The frame is in tungstenite's buffer: never resend.
+                    Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // Larger than the whole buffer: it can never be sent.
+                    Err(WsError::WriteBufferFull(_)) if was_first => continue,
+                    Err(WsError::WriteBufferFull(m)) => {
+                        if let Message::Frame(f) = *m
+                            && let Ok(t) = Utf8Bytes::try_from(f.into_payload())
+                        {
+                            self.unpop(t, recv_ns, slot);
+                        }
+                        break;
+                    }
+                    Err(_) => return (Flushed::Failed, sent),
+                }
+                rec.record(now_ns - recv_ns);
+                sent += 1;
+            }
+        }
+    }
+
+    /// Puts a message taken from the queue back at its front.
+    fn unpop(&mut self, msg: Utf8Bytes, recv_ns: i64, slot: u32) {
+        if slot == NO_SLOT {
+            self.queue.push_front(Out::Msg(msg, recv_ns));
+            self.lossless += 1;
+        } else if let Some(x) = self.slots.get_mut(slot as usize) {
+            // A newer value may not have arrived in between (same thread).
+            x.msg.get_or_insert((msg, recv_ns));
+            x.queued = true;
+            self.queue.push_front(Out::Slot(slot));
         }
     }
 
@@ -501,6 +540,42 @@ mod tests {
         assert_eq!(c.flush(10, &mut rec), (Flushed::Done, 1));
         assert_eq!(peer.read().unwrap().into_text().unwrap(), "t5");
         rec.publish_blocking();
+    }
+
+    #[test]
+    fn a_full_socket_blocks_and_resumes_without_loss_or_duplicates() {
+        let (mut c, mut peer) = pair();
+        let mut rec = StageRecorder::new(Arc::new(StageStats::new("t")));
+        c.ws.set_config(|k| {
+            k.max_write_buffer_size = 8192;
+            k.write_buffer_size = 4096;
+        });
+        let body = "x".repeat(1000);
+        let n = 20_000;
+        let mut pushed = 0;
+        let mut got = Vec::new();
+        // Push faster than the peer reads; read in between; never lose order.
+        while got.len() < n {
+            while pushed < n && c.queued() < 5_000 {
+                let m = Utf8Bytes::from(format!("{pushed:06}{body}"));
+                assert!(matches!(c.push(&m, 1, NO_SLOT, 10_000), Push::Queued(_)));
+                pushed += 1;
+            }
+            c.blocked = false;
+            let (how, _) = c.flush(10, &mut rec);
+            assert!(matches!(how, Flushed::Done | Flushed::Blocked), "{how:?}");
+            if let Ok(Message::Text(t)) = peer.read() {
+                got.push(t[..6].parse::<usize>().unwrap());
+            }
+        }
+        assert!(got.iter().enumerate().all(|(i, v)| i == *v));
+        // A message larger than the whole write buffer is dropped, not looped on.
+        let huge = Utf8Bytes::from("y".repeat(20_000));
+        c.push(&huge, 1, NO_SLOT, 10);
+        c.push(&msg("after"), 1, NO_SLOT, 10);
+        let (how, sent) = c.flush(10, &mut rec);
+        assert_eq!((how, sent), (Flushed::Done, 1));
+        assert_eq!(peer.read().unwrap().into_text().unwrap(), "after");
     }
 
     #[test]
