@@ -362,7 +362,7 @@ impl Obj<'_> {
     }
 }
 
-/// Element writer of a JSON array being built by [`array`].
+/// Element writer of a JSON array being built by [`array()`].
 #[derive(Debug)]
 pub struct Arr<'a> {
     out: &'a mut Vec<u8>,
