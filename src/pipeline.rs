@@ -24,7 +24,7 @@ use rtrb::{Consumer, Producer, PushError, RingBuffer};
 use crate::clock::Clock;
 use crate::config::{FullPolicy, PipelineConfig, ThreadConfig};
 use crate::event::Event;
-use crate::fanout::FanoutStage;
+use crate::fanout::{FanoutStage, RingState};
 use crate::feed::{FeedStage, FeedStep};
 use crate::kernel::IndicatorKernel;
 use crate::signal::SignalStage;
@@ -397,10 +397,10 @@ impl Pipeline {
                     let c = &tel.fanout;
                     let unused = Gauge::default();
                     // With a server attached, its sockets are served on this
-                    // thread between batches: `poll_io(false)` on every loop
-                    // turn (busy or spinning: a pass at most every 100 µs,
-                    // otherwise one clock read), `poll_io(true)` (a pass
-                    // now) after the waiter parked.
+                    // thread between batches: `poll_io` on every loop turn
+                    // (busy or spinning: a pass at most every 100 µs,
+                    // otherwise one clock read; right after a park: a pass
+                    // now; with a backlog: no socket writes until caught up).
                     let has_io = fanout.has_io();
                     let (mut m_open, mut d_open) = (true, true);
                     while m_open || d_open {
@@ -440,7 +440,13 @@ impl Pipeline {
                             waiter.reset();
                         }
                         if has_io {
-                            fanout.poll_io(parked);
+                            fanout.poll_io(if parked {
+                                RingState::Idle
+                            } else if n >= BATCH {
+                                RingState::Backlog
+                            } else {
+                                RingState::Busy
+                            });
                         }
                     }
                     rec.publish_blocking();

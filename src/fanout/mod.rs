@@ -43,6 +43,20 @@ pub struct Latest {
     pub anomaly: Option<Tick>,
 }
 
+/// What the fan-out thread's rings looked like on its last loop turn; the
+/// server's I/O pass adapts to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingState {
+    /// Nothing to do; the thread just parked: do a full pass now.
+    Idle,
+    /// Events are flowing and the thread keeps up: a pass when due.
+    Busy,
+    /// The thread is behind (a full batch was taken): a pass when due, but
+    /// no socket writes until the rings are caught up. Sustained, this
+    /// turns into slow-consumer closes rather than a slower pipeline.
+    Backlog,
+}
+
 /// Default number of final bars kept per instrument and window.
 pub const DEFAULT_BAR_HISTORY: usize = 1_000;
 
@@ -219,14 +233,15 @@ impl FanoutStage {
     }
 
     /// Serves the attached server's sockets: accepts, requests, subscriber
-    /// writes, timers. `idle` = the rings were empty: always does a pass.
-    /// When busy, a pass runs at most every [`server::BUSY_IO_INTERVAL`], so
-    /// calling it after every batch is cheap. Never blocks. Returns whether
+    /// writes, timers. Never blocks; cheap to call on every loop turn (when
+    /// busy a pass runs at most every [`server::BUSY_IO_INTERVAL`],
+    /// otherwise it costs one clock read). `rings` says what the fan-out
+    /// thread's last turn found; see [`RingState`]. Returns whether
     /// anything was done.
     #[inline]
-    pub fn poll_io(&mut self, idle: bool) -> bool {
+    pub fn poll_io(&mut self, rings: RingState) -> bool {
         match &mut self.server {
-            Some(srv) => srv.poll(idle, &self.market),
+            Some(srv) => srv.poll(rings, &self.market),
             None => false,
         }
     }

@@ -8,12 +8,14 @@
 //! blocks: sockets are non-blocking and edge-triggered, every read and
 //! write goes until `WouldBlock`.
 //!
-//! Write passes are paced: a pass over the dirty clients may start once the
-//! previous pass's own duration has passed again (at most about half the
-//! thread's time goes to socket writes under load), and no sooner than
-//! `server.flush_interval_us`. When the pipeline is idle and few clients
-//! are dirty this adds nothing to latency; under load it batches more
-//! messages per system call.
+//! Writes are batched in cycles: a cycle flushes the clients that had
+//! messages queued when it started, in slices of at most [`FLUSH_SLICE`]
+//! (the rings are drained between slices). The next cycle may start once
+//! the previous cycle's own busy time has passed again (so socket writes
+//! take at most about half the thread under load) and no sooner than
+//! `server.flush_interval_us`. When few clients are dirty this adds
+//! nothing to latency; under load it batches more messages per system
+//! call.
 //!
 //! The WebSocket handshake is done here (the request is parsed with
 //! httparse like any other, so limits, auth and 503 apply before the
@@ -33,7 +35,6 @@ use mio::{Events, Interest, Poll, Token};
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Utf8Bytes, WebSocket};
 
-use super::MarketState;
 use super::http::{self, Parsed, Response};
 use super::protocol::{
     ChannelId, ChannelTable, Delivery, NO_SLOT, Request, Router, Snapshot, Sub, close_code,
@@ -41,6 +42,7 @@ use super::protocol::{
 };
 use super::rest::{self, View};
 use super::ws::{CloseReason, Flushed, Inbound, Push, ReadEnd, WsClient};
+use super::{MarketState, RingState};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::event::Event;
@@ -52,6 +54,8 @@ use crate::telemetry::{Percentiles, StageRecorder, Telemetry, new_histogram};
 pub const BUSY_IO_INTERVAL: Duration = Duration::from_micros(100);
 /// Timer checks (idle, ping, close deadlines, HTTP linger) run this often.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest slice of a write cycle before the rings get the thread back.
+pub const FLUSH_SLICE: Duration = Duration::from_micros(200);
 /// Inbound messages handled per client per pass (the rest on the next).
 pub const READ_BUDGET: usize = 64;
 /// HTTP connections that are being closed get this long to read the answer.
@@ -286,6 +290,10 @@ pub struct Server {
     scratch: Vec<u8>,
     slab: BytesMut,
     dirty: Vec<u32>,
+    /// The write cycle under way: clients to flush, and the next position.
+    flushing: Vec<u32>,
+    flush_pos: usize,
+    cycle_busy: Duration,
     overflowed: Vec<u32>,
     reread: Vec<u32>,
     inbound: Vec<Inbound>,
@@ -378,6 +386,9 @@ impl Server {
             scratch: Vec::with_capacity(1024),
             slab: BytesMut::with_capacity(SLAB_BYTES),
             dirty: Vec::with_capacity(1024),
+            flushing: Vec::with_capacity(1024),
+            flush_pos: 0,
+            cycle_busy: Duration::ZERO,
             overflowed: Vec::new(),
             reread: Vec::new(),
             inbound: Vec::new(),
@@ -502,9 +513,9 @@ impl Server {
     // ----------------------------------------------------------------
 
     /// One I/O pass; see [`super::FanoutStage::poll_io`].
-    pub fn poll(&mut self, idle: bool, market: &MarketState) -> bool {
+    pub fn poll(&mut self, rings: RingState, market: &MarketState) -> bool {
         let now = Instant::now();
-        if !idle && now < self.next_busy_io {
+        if rings != RingState::Idle && now < self.next_busy_io {
             return false;
         }
         self.next_busy_io = now + BUSY_IO_INTERVAL;
@@ -554,7 +565,8 @@ impl Server {
             self.next_stats = now + Duration::from_millis(self.cfg.stats_interval_ms);
             self.publish_stats(now);
         }
-        if !self.dirty.is_empty() && now >= self.next_flush {
+        let may_write = rings != RingState::Backlog;
+        if may_write && (self.mid_cycle() || (!self.dirty.is_empty() && now >= self.next_flush)) {
             did = true;
             self.flush_pass();
         }
@@ -1295,11 +1307,27 @@ impl Server {
         }
     }
 
+    /// Whether a write cycle is under way (slices left).
+    fn mid_cycle(&self) -> bool {
+        self.flush_pos < self.flushing.len()
+    }
+
+    /// One slice of a write cycle: flushes dirty clients for at most
+    /// [`FLUSH_SLICE`], so the rings are drained in between. A cycle covers
+    /// the clients dirty when it started; once it ends, the next may start
+    /// after the cycle's own busy time (and `flush_interval_us`).
     fn flush_pass(&mut self) {
         let start = Instant::now();
+        if !self.mid_cycle() {
+            self.flushing.clear();
+            std::mem::swap(&mut self.flushing, &mut self.dirty);
+            self.flush_pos = 0;
+            self.cycle_busy = Duration::ZERO;
+        }
         let now_ns = self.clock.now_ns();
-        let mut list = std::mem::take(&mut self.dirty);
-        for &id in &list {
+        let deadline = start + FLUSH_SLICE;
+        while let Some(&id) = self.flushing.get(self.flush_pos) {
+            self.flush_pos += 1;
             let dirty = matches!(
                 self.conns.get(id as usize),
                 Some(Some(Conn { kind: ConnKind::Ws(c), .. })) if c.dirty
@@ -1307,14 +1335,18 @@ impl Server {
             if dirty {
                 self.flush_client_at(id as usize, now_ns);
             }
+            if self.flush_pos % 16 == 0 && Instant::now() >= deadline {
+                break;
+            }
         }
-        list.clear();
-        // Anything made dirty while flushing (closes) goes to the next pass.
-        list.append(&mut self.dirty);
-        self.dirty = list;
         let end = Instant::now();
-        let took = end.duration_since(start);
-        self.next_flush = end + took.max(Duration::from_micros(self.cfg.flush_interval_us));
+        self.cycle_busy += end.duration_since(start);
+        if !self.mid_cycle() {
+            self.next_flush = end
+                + self
+                    .cycle_busy
+                    .max(Duration::from_micros(self.cfg.flush_interval_us));
+        }
     }
 
     // ----------------------------------------------------------------
@@ -1442,7 +1474,7 @@ impl Server {
         }
         let deadline = Instant::now() + Duration::from_secs(self.cfg.close_grace_secs.min(2));
         while self.n_ws > 0 && Instant::now() < deadline {
-            self.poll(true, market);
+            self.poll(RingState::Idle, market);
             std::thread::sleep(Duration::from_millis(1));
         }
         for idx in 0..self.conns.len() {
