@@ -65,7 +65,7 @@ fn write_config(args: &[String]) {
          [engine]\nlog_level = \"info\"\n\n[feed.sim]\nrate = {rate:.1}\n\n\
          [telemetry]\nstats_interval_secs = 5\n\n\
          [server]\nlisten = \"127.0.0.1:{port}\"\nmax_clients = 4000\nmax_connections = 4100\n\
-         max_queued_messages = 65536\nmax_write_buffer_bytes = 1048576\nflush_interval_us = {flush}\n\n"
+         flush_interval_us = {flush}\n\n"
     );
     if unpinned {
         // A thread table without `core` leaves that thread unpinned.
