@@ -15,7 +15,7 @@ use crate::feed::FeedStage;
 use crate::feed::binance::BinanceAdapter;
 use crate::feed::sim::SimSource;
 use crate::instruments::InstrumentRegistry;
-use crate::kernel::{IndicatorKernel, KernelSetup};
+use crate::kernel::IndicatorKernel;
 use crate::pipeline::{Pipeline, Stages, collect_finished};
 use crate::signal::SignalStage;
 use crate::telemetry::{Percentiles, Telemetry, fmt_ns, new_histogram};
@@ -30,35 +30,55 @@ pub fn build_stages(
     sinks: Vec<Box<dyn EventSink>>,
 ) -> Result<(Stages, Arc<InstrumentRegistry>), ConfigError> {
     let registry = Arc::new(cfg.registry()?);
-    let windows = cfg.window_ns()?;
-    let source: Box<dyn crate::feed::FrameSource> = match cfg.feed.source {
+    let (source, live): (Box<dyn crate::feed::FrameSource>, bool) = match cfg.feed.source {
         SourceKind::Sim => {
             let prices: Vec<(String, String)> = cfg
                 .instruments
                 .iter()
                 .filter_map(|i| i.sim_price.clone().map(|p| (i.symbol.clone(), p)))
                 .collect();
-            Box::new(SimSource::new(
-                &registry,
-                &cfg.feed.venue,
-                &prices,
-                cfg.feed.sim.clone(),
-            ))
+            (
+                Box::new(SimSource::new(
+                    &registry,
+                    &cfg.feed.venue,
+                    &prices,
+                    cfg.feed.sim.clone(),
+                )),
+                // Unpaced simulation runs event time far ahead of the wall
+                // clock: its bars close by the event-time watermark only,
+                // which keeps runs deterministic.
+                cfg.feed.sim.paced,
+            )
         }
     };
     let adapter = Box::new(BinanceAdapter::new(registry.clone(), &cfg.feed.venue));
-    let stages = Stages {
-        feed: FeedStage::new(source, adapter, clock),
-        kernel: IndicatorKernel::new(
-            &registry,
-            &KernelSetup {
-                windows_ns: windows,
-            },
-        ),
-        signal: SignalStage::new(&registry),
-        fanout: FanoutStage::new(&registry, sinks),
-    };
+    let stages = build_stages_with(cfg, &registry, clock, source, adapter, live, sinks)?;
     Ok((stages, registry))
+}
+
+/// Builds the stages around a given source and adapter (replays, tests).
+/// `live` turns on the kernel's wall-clock timer (bars of quiet symbols
+/// close on the wall clock); replays pass `false` and stay deterministic.
+///
+/// # Errors
+/// Invalid `kernel.*` configuration.
+pub fn build_stages_with(
+    cfg: &EngineConfig,
+    registry: &Arc<InstrumentRegistry>,
+    clock: Clock,
+    source: Box<dyn crate::feed::FrameSource>,
+    adapter: Box<dyn crate::feed::Adapter>,
+    live: bool,
+    sinks: Vec<Box<dyn EventSink>>,
+) -> Result<Stages, ConfigError> {
+    let mut setup = cfg.kernel_setup()?;
+    setup.wall_timer = live;
+    Ok(Stages {
+        feed: FeedStage::new(source, adapter, clock),
+        kernel: IndicatorKernel::new(registry, &setup),
+        signal: SignalStage::new(registry),
+        fanout: FanoutStage::new(registry, sinks),
+    })
 }
 
 /// Summary of a finished run.

@@ -13,23 +13,49 @@ use std::io::Write as _;
 
 use crate::config::window_name;
 use crate::decimal::format_scaled;
-use crate::event::{Bar, Event, EventBody};
+use crate::event::{
+    Anomaly, AnomalyRule, Bar, Event, EventBody, IndexUpdate, IndicatorSnapshot, Movers,
+    MoversList, NO_WINDOW, SectorUpdate,
+};
 use crate::instruments::{Instrument, InstrumentRegistry};
+use crate::kernel::{KernelSetup, sector_table};
 use crate::tick::{Tick, TickKind, flags};
 
-/// Serialization context: the registry (names, precisions) and window names.
+/// Serialization context: the registry (names, precisions), window names,
+/// indicator slot names, sector and index names.
 #[derive(Debug, Clone)]
 pub struct JsonContext {
     registry: InstrumentRegistry,
     window_names: Vec<String>,
+    windows_ns: Vec<i64>,
+    indicator_names: Vec<String>,
+    sector_names: Vec<String>,
+    index_names: Vec<String>,
 }
 
 impl JsonContext {
-    /// A context over `registry` with the kernel's window lengths (ns).
+    /// A context over `registry` with the kernel's window lengths (ns) and
+    /// the default indicator set (see [`JsonContext::for_kernel`]).
     pub fn new(registry: InstrumentRegistry, windows_ns: &[i64]) -> Self {
+        Self::for_kernel(registry, &KernelSetup::with_windows(windows_ns.to_vec()))
+    }
+
+    /// A context naming everything the kernel built from `setup` emits:
+    /// windows, indicator keys (`sma_20`...), sectors and indices.
+    pub fn for_kernel(registry: InstrumentRegistry, setup: &KernelSetup) -> Self {
+        let (sector_names, _) = sector_table(&registry);
         Self {
+            window_names: setup.windows_ns.iter().map(|w| window_name(*w)).collect(),
+            windows_ns: setup.windows_ns.clone(),
+            indicator_names: setup.indicators.slot_names(),
+            sector_names,
+            index_names: setup
+                .overview
+                .indices
+                .iter()
+                .map(|i| i.name.clone())
+                .collect(),
             registry,
-            window_names: windows_ns.iter().map(|w| window_name(*w)).collect(),
         }
     }
 
@@ -43,6 +69,10 @@ impl JsonContext {
             .get(usize::from(idx))
             .cloned()
             .unwrap_or_else(|| window_name(ns))
+    }
+
+    fn window_ns(&self, idx: u8) -> Option<i64> {
+        self.windows_ns.get(usize::from(idx)).copied()
     }
 }
 
@@ -224,11 +254,158 @@ pub fn write_bar(out: &mut Vec<u8>, ctx: &JsonContext, b: &Bar) {
     out.push(b'}');
 }
 
+/// Serializes an indicator snapshot (`"type":"indicators"`): one key per
+/// defined value, named from the configured periods (`sma_20`, `rsi_14`,
+/// `macd`, `bb_upper`, `avg_volume_20`, `session_vwap`, ...); values not yet
+/// defined are absent.
+pub fn write_indicators(out: &mut Vec<u8>, ctx: &JsonContext, s: &IndicatorSnapshot) {
+    let inst = ctx.registry.get(s.instrument);
+    head(out, "indicators", inst);
+    if inst.is_none() {
+        str_field(out, "symbol", &format!("?:{}", s.instrument.0));
+    }
+    let wns = ctx.window_ns(s.window_idx).unwrap_or(0);
+    str_field(out, "window", &ctx.window(s.window_idx, wns));
+    int_field(out, "start", s.start_ns);
+    if wns > 0 {
+        int_field(out, "end", s.start_ns + wns);
+    }
+    bool_field(out, "final", s.is_final);
+    for (name, v) in ctx.indicator_names.iter().zip(s.values.iter()) {
+        float_field(out, name, *v);
+    }
+    out.push(b'}');
+}
+
+/// Serializes an anomaly (`"type":"anomaly"`) with `rule`, `severity`,
+/// `ts_event`, and the values that triggered it (see
+/// [`crate::event::Anomaly`]).
+pub fn write_anomaly(out: &mut Vec<u8>, ctx: &JsonContext, a: &Anomaly) {
+    let inst = ctx.registry.get(a.instrument);
+    let (pp, sp) = inst.map_or((0, 0), |i| (i.price_precision, i.size_precision));
+    head(out, "anomaly", inst);
+    if inst.is_none() {
+        str_field(out, "symbol", &format!("?:{}", a.instrument.0));
+    }
+    str_field(out, "rule", a.rule.as_str());
+    str_field(out, "severity", a.severity.as_str());
+    int_field(out, "ts_event", a.ts_event_ns);
+    if a.window_idx != NO_WINDOW {
+        let wns = ctx.window_ns(a.window_idx).unwrap_or(0);
+        str_field(out, "window", &ctx.window(a.window_idx, wns));
+        if a.start_ns != 0 {
+            int_field(out, "start", a.start_ns);
+        }
+    }
+    match a.rule {
+        AnomalyRule::PriceSpike => {
+            dec_field(out, "price", a.a, pp);
+            float_field(out, "average", a.reference);
+            float_field(out, "deviation_pct", a.value * 100.0);
+            float_field(out, "threshold_pct", a.threshold * 100.0);
+        }
+        AnomalyRule::VolumeSpike => {
+            dec_field(out, "volume", a.a, sp);
+            float_field(out, "average_volume", a.reference);
+            float_field(out, "ratio", a.value);
+            float_field(out, "threshold", a.threshold);
+        }
+        AnomalyRule::RsiOverbought | AnomalyRule::RsiOversold => {
+            float_field(out, "rsi", a.value);
+            float_field(out, "previous_rsi", a.reference);
+            float_field(out, "threshold", a.threshold);
+            dec_field(out, "close", a.a, pp);
+        }
+        AnomalyRule::Latency => {
+            int_field(out, "latency_ns", a.a);
+            int_field(out, "threshold_ns", a.b);
+        }
+        AnomalyRule::SequenceGap => {
+            int_field(out, "expected", a.a);
+            int_field(out, "received", a.b);
+            int_field(out, "missing", a.c);
+        }
+        AnomalyRule::StaleFeed => int_field(out, "detail", a.c),
+        AnomalyRule::CrossedBook => {
+            if a.a > 0 || a.b > 0 {
+                dec_field(out, "bid", a.a, pp);
+                dec_field(out, "ask", a.b, pp);
+            } else {
+                int_field(out, "detail", a.c);
+            }
+        }
+    }
+    out.push(b'}');
+}
+
+/// Serializes a movers list (`"type":"movers"`): `list`, `ts_event` and
+/// `entries`, best first, each `{"symbol", "change_pct"}` (gainers, losers)
+/// or `{"symbol", "notional"}` (most active, quote currency).
+pub fn write_movers(out: &mut Vec<u8>, ctx: &JsonContext, m: &Movers) {
+    head(out, "movers", None);
+    str_field(out, "list", m.list.as_str());
+    int_field(out, "ts_event", m.ts_event_ns);
+    key(out, "entries");
+    out.push(b'[');
+    let vkey = match m.list {
+        MoversList::MostActive => "notional",
+        _ => "change_pct",
+    };
+    for (n, (id, v)) in m.entries().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        out.extend_from_slice(b"\"symbol\":\"");
+        match ctx.registry.get(id) {
+            Some(i) => escape_into(out, &i.key),
+            None => {
+                let _ = write!(out, "?:{}", id.0);
+            }
+        }
+        out.push(b'"');
+        float_field(out, vkey, v);
+        out.push(b'}');
+    }
+    out.push(b']');
+    out.push(b'}');
+}
+
+/// Serializes a sector update (`"type":"sector"`).
+pub fn write_sector(out: &mut Vec<u8>, ctx: &JsonContext, s: &SectorUpdate) {
+    head(out, "sector", None);
+    match ctx.sector_names.get(usize::from(s.sector)) {
+        Some(n) => str_field(out, "sector", n),
+        None => int_field(out, "sector", i64::from(s.sector)),
+    }
+    int_field(out, "ts_event", s.ts_event_ns);
+    float_field(out, "change_pct", s.change_pct);
+    int_field(out, "members", i64::from(s.members));
+    out.push(b'}');
+}
+
+/// Serializes a composite index value (`"type":"index"`).
+pub fn write_index(out: &mut Vec<u8>, ctx: &JsonContext, x: &IndexUpdate) {
+    head(out, "index", None);
+    match ctx.index_names.get(usize::from(x.index)) {
+        Some(n) => str_field(out, "index", n),
+        None => int_field(out, "index", i64::from(x.index)),
+    }
+    int_field(out, "ts_event", x.ts_event_ns);
+    float_field(out, "value", x.value);
+    out.push(b'}');
+}
+
 /// Serializes any event.
 pub fn write_event(out: &mut Vec<u8>, ctx: &JsonContext, ev: &Event) {
     match &ev.body {
         EventBody::Tick(t) => write_tick(out, ctx, t),
         EventBody::Bar(b) => write_bar(out, ctx, b),
+        EventBody::Indicators(s) => write_indicators(out, ctx, s),
+        EventBody::Anomaly(a) => write_anomaly(out, ctx, a),
+        EventBody::Movers(m) => write_movers(out, ctx, m),
+        EventBody::Sector(s) => write_sector(out, ctx, s),
+        EventBody::Index(x) => write_index(out, ctx, x),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Command-line interface: one binary, subcommands.
 
+mod replay;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +34,12 @@ enum Command {
     /// Stops on Ctrl-C / SIGTERM (a second Ctrl-C forces exit) or after
     /// --duration seconds, draining every ring first.
     Run(RunArgs),
+    /// Replay a recorded capture through the stages (single thread,
+    /// deterministic) and write events as JSON lines to stdout.
+    ///
+    /// Example: tickwire replay btcusdt_20240808.gz --windows 1s,1m
+    /// --dump bars,indicators
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,7 +69,8 @@ struct RunArgs {
     #[arg(long, value_name = "MSGS")]
     sim_rate: Option<f64>,
     /// Write events to stdout as JSON lines: comma list of trades, quotes,
-    /// book, bars, anomalies, or all. Logs go to stderr.
+    /// book, bars, indicators, anomalies, movers, sectors, indices,
+    /// feed_status, provisional, or all. Logs go to stderr.
     #[arg(long, value_name = "ITEMS")]
     dump: Option<String>,
 }
@@ -72,6 +81,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Run(a) => cmd_run(a),
+        Command::Replay(a) => replay::cmd_replay(a),
     };
     match res {
         Ok(code) => code,
@@ -154,7 +164,7 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(items) = &a.dump {
         let filter = DumpFilter::parse(items).map_err(anyhow::Error::msg)?;
-        let ctx = JsonContext::new(cfg.registry()?, &cfg.window_ns()?);
+        let ctx = JsonContext::for_kernel(cfg.registry()?, &cfg.kernel_setup()?);
         let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
         sinks.push(Box::new(JsonLinesSink::new(ctx, filter, out)));
     }

@@ -100,14 +100,31 @@ pub struct DumpFilter {
     pub quotes: bool,
     /// Book levels.
     pub book: bool,
-    /// Bars.
+    /// Final bars (and venue klines).
     pub bars: bool,
-    /// Anomalies (feed gaps and status for now).
+    /// Final indicator snapshots.
+    pub indicators: bool,
+    /// Kernel anomalies (rules with cooldowns, including feed-side ones).
     pub anomalies: bool,
+    /// Movers lists.
+    pub movers: bool,
+    /// Sector performance.
+    pub sectors: bool,
+    /// Composite indices.
+    pub indices: bool,
+    /// Raw feed-status and gap ticks from the adapters.
+    pub feed_status: bool,
+    /// Also write provisional bars / indicators (with `bars` /
+    /// `indicators`).
+    pub provisional: bool,
 }
 
+/// Items [`DumpFilter::parse`] accepts.
+pub const DUMP_ITEMS: &str = "trades, quotes, book, bars, indicators, anomalies, movers, sectors, indices, feed_status, provisional, all";
+
 impl DumpFilter {
-    /// Parses a comma list (`trades,quotes,book,bars` or `all`).
+    /// Parses a comma list of [`DUMP_ITEMS`]; `all` selects every item but
+    /// `provisional`.
     ///
     /// # Errors
     /// Names the unknown item and lists the known ones.
@@ -119,37 +136,53 @@ impl DumpFilter {
                 "quotes" => f.quotes = true,
                 "book" => f.book = true,
                 "bars" => f.bars = true,
+                "indicators" => f.indicators = true,
                 "anomalies" => f.anomalies = true,
+                "movers" => f.movers = true,
+                "sectors" => f.sectors = true,
+                "indices" => f.indices = true,
+                "feed_status" => f.feed_status = true,
+                "provisional" => f.provisional = true,
                 "all" => {
                     f = Self {
                         trades: true,
                         quotes: true,
                         book: true,
                         bars: true,
+                        indicators: true,
                         anomalies: true,
+                        movers: true,
+                        sectors: true,
+                        indices: true,
+                        feed_status: true,
+                        provisional: f.provisional,
                     }
                 }
                 other => {
-                    return Err(format!(
-                        "unknown dump item '{other}'; known: trades, quotes, book, bars, anomalies, all"
-                    ));
+                    return Err(format!("unknown dump item '{other}'; known: {DUMP_ITEMS}"));
                 }
             }
         }
         Ok(f)
     }
 
-    fn wants(&self, ev: &Event) -> bool {
+    /// Whether `ev` is selected.
+    pub fn wants(&self, ev: &Event) -> bool {
         match &ev.body {
             EventBody::Tick(t) => match t.kind() {
                 Some(TickKind::Trade) => self.trades,
                 Some(TickKind::Quote) => self.quotes,
                 Some(TickKind::BookLevel) => self.book,
                 Some(TickKind::Bar) => self.bars,
-                Some(TickKind::Gap | TickKind::FeedStatus) => self.anomalies,
+                Some(TickKind::Gap | TickKind::FeedStatus) => self.feed_status,
                 None => false,
             },
-            EventBody::Bar(b) => self.bars && b.is_final,
+            EventBody::Bar(b) => self.bars && (b.is_final || self.provisional),
+            EventBody::Indicators(s) => self.indicators && (s.is_final || self.provisional),
+            EventBody::Anomaly(_) => self.anomalies,
+            EventBody::Movers(_) => self.movers,
+            EventBody::Sector(_) => self.sectors,
+            EventBody::Index(_) => self.indices,
         }
     }
 }
@@ -228,8 +261,10 @@ mod tests {
     #[test]
     fn dump_filter_parses() {
         let f = DumpFilter::parse("trades, bars").unwrap();
-        assert!(f.trades && f.bars && !f.quotes && !f.book);
-        assert!(DumpFilter::parse("all").unwrap().book);
+        assert!(f.trades && f.bars && !f.quotes && !f.book && !f.indicators);
+        let all = DumpFilter::parse("all").unwrap();
+        assert!(all.book && all.indicators && all.movers && !all.provisional);
+        assert!(DumpFilter::parse("provisional,all").unwrap().provisional);
         let e = DumpFilter::parse("trades,nope").unwrap_err();
         assert!(e.contains("nope") && e.contains("known"));
     }
