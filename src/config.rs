@@ -1144,6 +1144,107 @@ mod tests {
     }
 
     #[test]
+    fn kernel_section_parses_and_validates() {
+        let cfg = parse(
+            r#"
+[kernel]
+windows = ["1s", "1m"]
+bar_grace_ms = 500
+provisional_interval_ms = 0
+[kernel.indicators]
+sma = [10]
+ema = []
+rsi = [7, 14]
+avg_volume = 0
+[kernel.indicators.macd]
+enabled = false
+[kernel.anomalies]
+window = "1m"
+[kernel.anomalies.price_spike]
+threshold_pct = 2.5
+severity = "critical"
+cooldown_ms = 1000
+[kernel.overview]
+top_n = 3
+[[kernel.indices]]
+name = "MAJ"
+constituents = [{ symbol = "SIM:BTCUSDT", weight = 0.6 }, { symbol = "sim:ethusdt", weight = 0.4, base = "2650.17" }]
+"#,
+        )
+        .unwrap();
+        let k = cfg.kernel_setup().unwrap();
+        assert_eq!(k.windows_ns, [1_000_000_000, 60_000_000_000]);
+        assert_eq!(k.bar_grace_ns, 500_000_000);
+        assert_eq!(k.provisional_interval_ns, 0);
+        assert_eq!(
+            k.indicators.slot_names(),
+            [
+                "sma_10",
+                "rsi_7",
+                "rsi_14",
+                "bb_upper",
+                "bb_middle",
+                "bb_lower",
+                "session_vwap"
+            ]
+        );
+        assert_eq!(k.rules.window, 1);
+        assert_eq!(k.rules.price_spike_fraction, 0.025);
+        assert_eq!(k.rules.price_spike.severity, Severity::Critical);
+        assert_eq!(k.rules.price_spike.cooldown_ns, 1_000_000_000);
+        assert_eq!(k.rules.volume_spike.cooldown_ns, 300_000_000_000);
+        assert_eq!(k.overview.top_n, 3);
+        let ix = &k.overview.indices[0];
+        assert_eq!(ix.name, "MAJ");
+        assert_eq!(ix.constituents[1].0, crate::instruments::InstrumentId(1));
+        assert_eq!(ix.constituents[1].2, 265_017);
+        assert_eq!(ix.constituents[0].2, 0);
+    }
+
+    #[test]
+    fn kernel_errors_name_the_key() {
+        for (toml, key) in [
+            ("[kernel.indicators]\nsma = [0]\n", "kernel.indicators"),
+            (
+                "[kernel.indicators]\nsma = [1,2,3,4,5,6]\n",
+                "kernel.indicators",
+            ),
+            (
+                "[kernel.anomalies]\nwindow = \"4h\"\n",
+                "kernel.anomalies.window",
+            ),
+            (
+                "[kernel.anomalies.price_spike]\nthreshold_pct = 0.0\n",
+                "kernel.anomalies.price_spike.threshold_pct",
+            ),
+            (
+                "[kernel.anomalies.rsi_extreme]\noversold = 80.0\n",
+                "kernel.anomalies.rsi_extreme",
+            ),
+            ("[kernel.overview]\ntop_n = 9\n", "kernel.overview.top_n"),
+            (
+                "[kernel]\ntimer_interval_ms = 0\n",
+                "kernel.timer_interval_ms",
+            ),
+            (
+                "[[kernel.indices]]\nname = \"X\"\nconstituents = [{symbol = \"SIM:NOPE\", weight = 1.0}]\n",
+                "kernel.indices[0].constituents[0].symbol",
+            ),
+            (
+                "[[kernel.indices]]\nname = \"X\"\nconstituents = [{symbol = \"SIM:BTCUSDT\", weight = 1.0, base = \"1.234\"}]\n",
+                "kernel.indices[0].constituents[0].base",
+            ),
+        ] {
+            let e = parse(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+        let e = parse("[kernel.anomalies.latency]\nseverity = \"loud\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loud") || e.contains("severity"), "{e}");
+    }
+
+    #[test]
     fn missing_file_is_named() {
         let e = EngineConfig::load(Path::new("/nonexistent/x.toml"))
             .unwrap_err()

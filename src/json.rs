@@ -103,10 +103,14 @@ fn dec_field(out: &mut Vec<u8>, k: &str, v: i64, scale: u8) {
 }
 
 /// Writes a finite float as a JSON number; skips the key if not finite.
+///
+/// The shortest text that reads back as the same `f64`, always with a
+/// fraction or exponent (`61000.0`, `0.0625`, `1e-7`), so every consumer
+/// sees a float.
 pub fn float_field(out: &mut Vec<u8>, k: &str, v: f64) {
     if v.is_finite() {
         key(out, k);
-        let _ = write!(out, "{v}");
+        let _ = write!(out, "{v:?}");
     }
 }
 
@@ -481,6 +485,139 @@ mod tests {
         assert_eq!(v["volume"], "12.34567");
         assert_eq!(v["vwap"], 61840.1234);
         assert_eq!(v["final"], true);
+    }
+
+    #[test]
+    fn indicators_name_keys_from_periods_and_omit_absent_values() {
+        let mut setup = KernelSetup::with_windows(vec![60_000_000_000]);
+        setup.indicators.sma = vec![10, 20];
+        let c = JsonContext::for_kernel(ctx().registry().clone(), &setup);
+        let mut s = IndicatorSnapshot::empty(
+            crate::instruments::InstrumentId(0),
+            0,
+            true,
+            1_723_161_240_000_000_000,
+        );
+        s.values[0] = 61801.25; // sma_10
+        s.values[5] = 4.5; // macd (sma_10, sma_20, ema_12, ema_26, rsi_14, macd)
+        let mut out = Vec::new();
+        write_indicators(&mut out, &c, &s);
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"indicators","symbol":"BINANCE:BTCUSDT","window":"1m",
+                "start":1723161240000000000i64,"end":1723161300000000000i64,"final":true,
+                "sma_10":61801.25,"macd":4.5})
+        );
+    }
+
+    #[test]
+    fn anomaly_movers_sector_index() {
+        use crate::event::{Anomaly, IndexUpdate, MAX_MOVERS, Movers, SectorUpdate, Severity};
+        let id = crate::instruments::InstrumentId(0);
+        let a = Anomaly {
+            instrument: id,
+            rule: AnomalyRule::PriceSpike,
+            severity: Severity::Warning,
+            window_idx: 0,
+            ts_event_ns: 7,
+            start_ns: 0,
+            value: 0.0625,
+            reference: 61_000.0,
+            threshold: 0.05,
+            a: 6_481_250,
+            b: 0,
+            c: 0,
+        };
+        let mut out = Vec::new();
+        write_event(
+            &mut out,
+            &ctx(),
+            &Event {
+                recv_ns: 0,
+                body: EventBody::Anomaly(a),
+            },
+        );
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"anomaly","symbol":"BINANCE:BTCUSDT","rule":"price_spike",
+                "severity":"warning","ts_event":7,"window":"1m","price":"64812.50","average":61000.0,
+                "deviation_pct":6.25,"threshold_pct":5.0})
+        );
+        let gap = Anomaly {
+            rule: AnomalyRule::SequenceGap,
+            window_idx: NO_WINDOW,
+            value: 3.0,
+            a: 100,
+            b: 103,
+            c: 3,
+            ..a
+        };
+        out.clear();
+        write_anomaly(&mut out, &ctx(), &gap);
+        let v = parse(&out);
+        assert_eq!(
+            (&v["rule"], &v["expected"], &v["received"], &v["missing"]),
+            (
+                &serde_json::json!("sequence_gap"),
+                &serde_json::json!(100),
+                &serde_json::json!(103),
+                &serde_json::json!(3)
+            )
+        );
+        assert!(v.get("window").is_none());
+
+        let mut m = Movers {
+            list: MoversList::MostActive,
+            len: 1,
+            ts_event_ns: 9,
+            instruments: [id; MAX_MOVERS],
+            values: [0.0; MAX_MOVERS],
+        };
+        m.values[0] = 1236.75;
+        out.clear();
+        write_movers(&mut out, &ctx(), &m);
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"movers","list":"most_active","ts_event":9,
+                "entries":[{"symbol":"BINANCE:BTCUSDT","notional":1236.75}]})
+        );
+        let mut r = InstrumentRegistry::new();
+        r.add("SIM:A", 2, 2, Some("crypto".into())).unwrap();
+        let mut setup = KernelSetup::with_windows(vec![1_000_000_000]);
+        setup.overview.indices = vec![crate::kernel::IndexSpec {
+            name: "MAJ".into(),
+            constituents: vec![(id, 1.0, 0)],
+        }];
+        let c = JsonContext::for_kernel(r, &setup);
+        out.clear();
+        write_sector(
+            &mut out,
+            &c,
+            &SectorUpdate {
+                sector: 0,
+                members: 1,
+                ts_event_ns: 5,
+                change_pct: -1.5,
+            },
+        );
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"sector","sector":"crypto","ts_event":5,"change_pct":-1.5,"members":1})
+        );
+        out.clear();
+        write_index(
+            &mut out,
+            &c,
+            &IndexUpdate {
+                index: 0,
+                ts_event_ns: 5,
+                value: 101.25,
+            },
+        );
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"index","index":"MAJ","ts_event":5,"value":101.25})
+        );
     }
 
     #[test]
