@@ -71,13 +71,21 @@ impl BarBuilder {
     /// Applies one trade tick. `watermark_ns` is the caller's event-time
     /// watermark: a trade whose window ended at or before it is late (pass
     /// `i64::MIN` for none).
-    #[inline]
+    #[inline(always)]
     pub fn on_trade(&mut self, t: &Tick, watermark_ns: i64) -> TradeOutcome {
         let ts = t.ts_event_ns;
         if self.open && ts >= self.bar.start_ns && ts < self.end_ns {
             self.add(t);
             return TradeOutcome::Applied;
         }
+        self.on_trade_new_window(t, watermark_ns)
+    }
+
+    /// The trade is outside the open bar (or none is open): late, roll, or
+    /// open a bar.
+    #[inline(never)]
+    fn on_trade_new_window(&mut self, t: &Tick, watermark_ns: i64) -> TradeOutcome {
+        let ts = t.ts_event_ns;
         let start = self.window_start(ts);
         if start < self.closed_until_ns
             || start.saturating_add(self.bar.window_ns) <= watermark_ns
@@ -114,7 +122,7 @@ impl BarBuilder {
         self.add(t);
     }
 
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, t: &Tick) {
         let b = &mut self.bar;
         b.high = b.high.max(t.price);
