@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decimal::parse_scaled;
 use crate::event::MAX_MOVERS;
@@ -55,7 +55,7 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 /// The whole engine configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Process-wide settings.
@@ -70,6 +70,10 @@ pub struct EngineConfig {
     pub kernel: KernelConfig,
     /// Statistics and latency reporting.
     pub telemetry: TelemetryConfig,
+    /// The tick journal.
+    pub journal: JournalSection,
+    /// Deliberate faults for validating the harness (off by default).
+    pub faults: FaultsConfig,
 }
 
 impl Default for EngineConfig {
@@ -84,12 +88,14 @@ impl Default for EngineConfig {
             pipeline: PipelineConfig::default(),
             kernel: KernelConfig::default(),
             telemetry: TelemetryConfig::default(),
+            journal: JournalSection::default(),
+            faults: FaultsConfig::default(),
         }
     }
 }
 
 /// `[engine]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
     /// Default log filter (`error`..`trace`, or a tracing env-filter
@@ -109,7 +115,7 @@ impl Default for EngineSection {
 }
 
 /// `[[instruments]]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct InstrumentConfig {
     /// `VENUE:SYMBOL`.
@@ -139,7 +145,7 @@ impl InstrumentConfig {
 }
 
 /// Which source the feed thread reads.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     /// The built-in simulated market, emitting Binance combined-stream JSON.
@@ -147,7 +153,7 @@ pub enum SourceKind {
 }
 
 /// `[feed]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedConfig {
     /// Source type.
@@ -170,7 +176,7 @@ impl Default for FeedConfig {
 }
 
 /// `[feed.sim]`: the deterministic simulated market.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimConfig {
     /// RNG seed; the same seed gives the same message sequence.
@@ -188,6 +194,12 @@ pub struct SimConfig {
     pub trade_ratio: f64,
     /// Event time of the first message, ns since the Unix epoch; 0 = now.
     pub start_ns: i64,
+    /// Paced mode only: stamp each frame's receive time with its *scheduled*
+    /// release time instead of the time it was read. Latency then counts
+    /// from when the message should have arrived, so a stalled feed thread
+    /// shows up in the figures (no coordinated omission). Used by
+    /// `tickwire bench --mode latency`.
+    pub stamp_scheduled: bool,
 }
 
 impl Default for SimConfig {
@@ -199,12 +211,13 @@ impl Default for SimConfig {
             messages: 0,
             trade_ratio: 0.3,
             start_ns: 0,
+            stamp_scheduled: false,
         }
     }
 }
 
 /// What a producer does when its output ring is full.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum FullPolicy {
     /// Wait (with the thread's wait strategy) until there is room; counted
@@ -216,7 +229,7 @@ pub enum FullPolicy {
 }
 
 /// How an idle thread waits for work.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitKind {
     /// Busy-spin: lowest latency, burns a core.
@@ -229,7 +242,7 @@ pub enum WaitKind {
 }
 
 /// `[pipeline.threads.*]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThreadConfig {
     /// Core to pin to; absent = not pinned. A core that does not exist is
@@ -249,7 +262,7 @@ impl Default for ThreadConfig {
 }
 
 /// `[pipeline.threads]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThreadsConfig {
     /// Feed thread (sources, decode).
@@ -278,7 +291,7 @@ impl Default for ThreadsConfig {
 }
 
 /// `[pipeline]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
     /// Slots per SPSC ring (rounded up to a power of two ≥ 2).
@@ -309,7 +322,7 @@ impl Default for PipelineConfig {
 }
 
 /// `[kernel]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelConfig {
     /// Bar windows, e.g. `["1m", "5m", "15m"]` (units s, m, h; at most 8).
@@ -350,7 +363,7 @@ impl Default for KernelConfig {
 
 /// `[kernel.indicators]`: periods from config; JSON keys are named from them
 /// (`sma_20`, `ema_12`, `rsi_14`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct IndicatorsConfig {
     /// SMA periods.
@@ -384,7 +397,7 @@ impl Default for IndicatorsConfig {
 }
 
 /// `[kernel.indicators.macd]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MacdConfig {
     /// Compute it (keys `macd`, `macd_signal`, `macd_hist`).
@@ -409,7 +422,7 @@ impl Default for MacdConfig {
 }
 
 /// `[kernel.indicators.bollinger]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BollingerConfig {
     /// Compute them (keys `bb_upper`, `bb_middle`, `bb_lower`).
@@ -434,7 +447,7 @@ impl Default for BollingerConfig {
 pub const DEFAULT_COOLDOWN_MS: u64 = 300_000;
 
 /// `[kernel.anomalies]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnomaliesConfig {
     /// Window whose bars the bar-based rules (price spike, volume spike,
@@ -475,7 +488,7 @@ impl Default for AnomaliesConfig {
 }
 
 /// `[kernel.anomalies.price_spike]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PriceSpikeConfig {
     /// Rule on.
@@ -503,7 +516,7 @@ impl Default for PriceSpikeConfig {
 }
 
 /// `[kernel.anomalies.volume_spike]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct VolumeSpikeConfig {
     /// Rule on.
@@ -532,7 +545,7 @@ impl Default for VolumeSpikeConfig {
 }
 
 /// `[kernel.anomalies.rsi_extreme]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RsiExtremeConfig {
     /// Rule on.
@@ -563,7 +576,7 @@ impl Default for RsiExtremeConfig {
 }
 
 /// `[kernel.anomalies.latency]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LatencyConfig {
     /// Rule on (only evaluated by the threaded pipeline, which knows "now").
@@ -588,7 +601,7 @@ impl Default for LatencyConfig {
 }
 
 /// `[kernel.anomalies.sequence_gap]`, `.stale_feed`, `.crossed_book`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedRuleConfig {
     /// Rule on.
@@ -610,7 +623,7 @@ impl Default for FeedRuleConfig {
 }
 
 /// `[kernel.overview]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OverviewConfig {
     /// Entries per movers list (1..=8); 0 = no movers events.
@@ -630,7 +643,7 @@ impl Default for OverviewConfig {
 }
 
 /// `[[kernel.indices]]`: a composite index of weighted constituents.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct IndexConfig {
     /// Index name (JSON `index`).
@@ -640,7 +653,7 @@ pub struct IndexConfig {
 }
 
 /// One index constituent.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConstituentConfig {
     /// `VENUE:SYMBOL`, listed in `[[instruments]]`.
@@ -653,7 +666,7 @@ pub struct ConstituentConfig {
 }
 
 /// `[telemetry]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// Seconds between one-line stats logs; 0 disables them.
@@ -666,6 +679,82 @@ impl Default for TelemetryConfig {
             stats_interval_secs: 5,
         }
     }
+}
+
+/// When journaled data is forced to disk (like Kafka's flush settings).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalDurability {
+    /// The OS writes dirty pages back when it likes (a process crash loses
+    /// nothing; a power loss may lose recent ticks).
+    #[default]
+    None,
+    /// A background thread msyncs every `interval_ms`.
+    IntervalMs,
+    /// msync after every `every_n` ticks (on the feed thread).
+    EveryN,
+}
+
+/// What the feed does when a journal append fails (disk full, I/O error).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalOnError {
+    /// Log, count, stop journaling, keep feeding the pipeline and serving
+    /// subscribers.
+    #[default]
+    Continue,
+    /// Log, count, stop reading feeds (nothing unjournaled enters the
+    /// pipeline); subscribers keep being served what was already in flight.
+    StopIngest,
+}
+
+/// `[journal]`: every tick is appended here before the kernel sees it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSection {
+    /// Journal ticks at all.
+    pub enabled: bool,
+    /// Directory (created). `tickwire run --journal-dir` overrides it.
+    pub dir: PathBuf,
+    /// Segment file size, MiB (each segment is fully allocated on creation).
+    pub segment_mb: u64,
+    /// Pages prefaulted ahead of the writer, MiB (keeps page faults off the
+    /// feed thread).
+    pub prefault_mb: u64,
+    /// Durability policy.
+    pub durability: JournalDurability,
+    /// For `interval_ms`: flush period.
+    pub interval_ms: u64,
+    /// For `every_n`: ticks between flushes.
+    pub every_n: u64,
+    /// Policy on append failure.
+    pub on_error: JournalOnError,
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::from("data/journal"),
+            segment_mb: 64,
+            prefault_mb: 16,
+            durability: JournalDurability::None,
+            interval_ms: 100,
+            every_n: 4096,
+            on_error: JournalOnError::Continue,
+        }
+    }
+}
+
+/// `[faults]`: deliberate faults, off by default. The bench harness uses
+/// them to prove that stalls show up in its latency figures.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsConfig {
+    /// Make the feed thread sleep this many ms once (0 = never).
+    pub feed_stall_ms: u64,
+    /// ...after this many frames.
+    pub feed_stall_after_frames: u64,
 }
 
 /// Most bar windows a kernel supports.
@@ -795,6 +884,22 @@ impl EngineConfig {
             return Err(invalid(
                 "pipeline.backoff_park_us",
                 "must be between 1 and 1000000",
+            ));
+        }
+        let j = &self.journal;
+        if j.segment_mb == 0 || j.segment_mb > 16 * 1024 {
+            return Err(invalid("journal.segment_mb", "must be between 1 and 16384"));
+        }
+        if j.durability == JournalDurability::IntervalMs && j.interval_ms == 0 {
+            return Err(invalid(
+                "journal.interval_ms",
+                "must be ≥ 1 with durability = \"interval_ms\"",
+            ));
+        }
+        if j.durability == JournalDurability::EveryN && j.every_n == 0 {
+            return Err(invalid(
+                "journal.every_n",
+                "must be ≥ 1 with durability = \"every_n\"",
             ));
         }
         self.window_ns()?;

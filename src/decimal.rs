@@ -116,26 +116,75 @@ pub fn parse_scaled_bytes(b: &[u8], scale: u8) -> Result<i64, DecimalError> {
         Some(b'+') => (false, 1),
         Some(_) => (false, 0),
     };
-    // Accumulate as a negative number so that i64::MIN-adjacent values
-    // are handled symmetrically; magnitude is checked against i64::MAX.
+    // Fast path: unchecked accumulation while at most 18 significant digits
+    // have been seen (< 10^18 fits a u64 with room to spare); longer inputs
+    // take the checked path below.
     let mut acc: u64 = 0;
+    let mut sig: u32 = 0;
     let mut frac_digits: u8 = 0;
     let mut seen_dot = false;
     let mut seen_digit = false;
-    let limit: u64 = i64::MAX as u64;
     let mut i = start;
     while i < b.len() {
         let c = b[i];
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            seen_digit = true;
+            if seen_dot {
+                if frac_digits >= scale {
+                    if d != 0 {
+                        return Err(DecimalError::TooPrecise);
+                    }
+                    i += 1;
+                    continue;
+                }
+                frac_digits += 1;
+            }
+            acc = acc * 10 + u64::from(d);
+            sig += u32::from(acc != 0);
+            if sig > 18 {
+                return parse_checked(b, start, neg, scale);
+            }
+        } else if c == b'.' && !seen_dot {
+            seen_dot = true;
+        } else {
+            return Err(DecimalError::InvalidChar(i));
+        }
+        i += 1;
+    }
+    if !seen_digit {
+        return Err(DecimalError::Empty);
+    }
+    finish(acc, scale - frac_digits, neg)
+}
+
+#[inline]
+fn finish(acc: u64, pad_digits: u8, neg: bool) -> Result<i64, DecimalError> {
+    let mag = acc
+        .checked_mul(POW10[usize::from(pad_digits)] as u64)
+        .filter(|v| *v <= i64::MAX as u64)
+        .ok_or(DecimalError::Overflow)?;
+    // mag <= i64::MAX, so the cast and negation are exact.
+    let v = mag as i64;
+    Ok(if neg { -v } else { v })
+}
+
+/// The fully checked parse for inputs with more than 18 significant digits.
+#[inline(never)]
+fn parse_checked(b: &[u8], start: usize, neg: bool, scale: u8) -> Result<i64, DecimalError> {
+    let limit: u64 = i64::MAX as u64;
+    let mut acc: u64 = 0;
+    let mut frac_digits: u8 = 0;
+    let mut seen_dot = false;
+    for (i, &c) in b.iter().enumerate().skip(start) {
         match c {
             b'0'..=b'9' => {
-                seen_digit = true;
                 let d = u64::from(c - b'0');
                 if seen_dot {
                     if frac_digits >= scale {
                         if d != 0 {
                             return Err(DecimalError::TooPrecise);
                         }
-                        i += 1;
                         continue;
                     }
                     frac_digits += 1;
@@ -149,19 +198,8 @@ pub fn parse_scaled_bytes(b: &[u8], scale: u8) -> Result<i64, DecimalError> {
             b'.' if !seen_dot => seen_dot = true,
             _ => return Err(DecimalError::InvalidChar(i)),
         }
-        i += 1;
     }
-    if !seen_digit {
-        return Err(DecimalError::Empty);
-    }
-    let pad = POW10[usize::from(scale - frac_digits)] as u64;
-    let mag = acc
-        .checked_mul(pad)
-        .filter(|v| *v <= limit)
-        .ok_or(DecimalError::Overflow)?;
-    // mag <= i64::MAX, so the cast and negation are exact.
-    let v = mag as i64;
-    Ok(if neg { -v } else { v })
+    finish(acc, scale - frac_digits, neg)
 }
 
 /// A decimal rendered into a fixed stack buffer (no allocation).

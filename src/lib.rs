@@ -41,6 +41,8 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 #[deny(unsafe_code)]
+pub mod bench;
+#[deny(unsafe_code)]
 pub mod clock;
 #[deny(unsafe_code)]
 pub mod config;
@@ -56,12 +58,15 @@ pub mod fanout;
 pub mod feed;
 #[deny(unsafe_code)]
 pub mod instruments;
+pub mod journal;
 #[deny(unsafe_code)]
 pub mod json;
 #[deny(unsafe_code)]
 pub mod kernel;
 #[deny(unsafe_code)]
 pub mod pipeline;
+#[deny(unsafe_code)]
+pub mod report;
 #[deny(unsafe_code)]
 pub mod signal;
 #[deny(unsafe_code)]

@@ -22,10 +22,11 @@ use std::thread::JoinHandle;
 use rtrb::{Consumer, Producer, PushError, RingBuffer};
 
 use crate::clock::Clock;
-use crate::config::{FullPolicy, PipelineConfig, ThreadConfig};
+use crate::config::{FaultsConfig, FullPolicy, JournalOnError, PipelineConfig, ThreadConfig};
 use crate::event::Event;
 use crate::fanout::FanoutStage;
 use crate::feed::{FeedStage, FeedStep};
+use crate::journal::ticks::TickJournal;
 use crate::kernel::IndicatorKernel;
 use crate::signal::SignalStage;
 use crate::telemetry::{Counter, Gauge, StageRecorder, Telemetry};
@@ -40,6 +41,10 @@ pub const BATCH: usize = 256;
 pub struct Stages {
     /// Feed source + adapter.
     pub feed: FeedStage,
+    /// Tick journal the feed thread appends to before pushing (None = off).
+    pub journal: Option<TickJournal>,
+    /// What to do when a journal append fails.
+    pub journal_on_error: JournalOnError,
     /// Bars and indicators.
     pub kernel: IndicatorKernel,
     /// Strategies, risk, portfolio.
@@ -84,6 +89,45 @@ fn pin(name: &str, tc: &ThreadConfig, cores: &[core_affinity::CoreId]) {
             "core does not exist on this machine; running unpinned"
         ),
     }
+}
+
+/// CPU time the calling thread has used, ns (Linux `schedstat`; 0 where
+/// unavailable).
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Appends one frame's ticks to the journal and commits them (publishing
+/// to tail readers). Returns `false` on failure (counted, logged once).
+#[inline]
+fn journal_ticks(
+    j: &mut TickJournal,
+    ticks: &[Tick],
+    c: &crate::telemetry::FeedCounters,
+    rec: &mut StageRecorder,
+    clock: &Clock,
+) -> bool {
+    let t0 = clock.now_ns();
+    for t in ticks {
+        if let Err(e) = j.append(t) {
+            journal_failed(e, c);
+            return false;
+        }
+    }
+    j.commit();
+    c.journal_records.add(ticks.len() as u64);
+    rec.record(clock.now_ns() - t0);
+    true
+}
+
+#[cold]
+#[inline(never)]
+fn journal_failed(e: crate::journal::AppendError, c: &crate::telemetry::FeedCounters) {
+    c.journal_errors.inc();
+    tracing::error!(error = ?e, "journal append failed");
 }
 
 /// Pushes with the configured full-ring policy. Returns `false` when the
@@ -177,6 +221,7 @@ impl Pipeline {
         tel: Arc<Telemetry>,
         clock: Clock,
         stop: Arc<AtomicBool>,
+        faults: &FaultsConfig,
     ) -> std::io::Result<(Self, std::sync::mpsc::Receiver<Finished>)> {
         // Read the core list once, before any thread is pinned (pinning
         // changes what get_core_ids returns for threads spawned later).
@@ -189,6 +234,8 @@ impl Pipeline {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Finished>();
         let Stages {
             mut feed,
+            mut journal,
+            journal_on_error,
             mut kernel,
             mut signal,
             mut fanout,
@@ -203,18 +250,39 @@ impl Pipeline {
             let cores = cores.clone();
             let pcfg = cfg.clone();
             let mut tx = tick_tx;
+            let faults = faults.clone();
             let h = std::thread::Builder::new()
                 .name("tw-feed".into())
                 .spawn(move || {
                     pin("feed", &tc, &cores);
+                    let mut stall_pending = faults.feed_stall_ms > 0;
                     let mut waiter = Waiter::new(tc.wait, &pcfg);
                     let mut push_wait = Waiter::new(tc.wait, &pcfg);
                     let mut rec = StageRecorder::new(tel.decode.clone());
+                    let mut jrec = StageRecorder::new(tel.journal.clone());
                     let c = &tel.feed;
                     'run: while !stop.load(Ordering::Relaxed) {
+                        // Deliberate stall between frames (harness validation).
+                        if stall_pending && c.frames.get() >= faults.feed_stall_after_frames {
+                            stall_pending = false;
+                            std::thread::sleep(std::time::Duration::from_millis(
+                                faults.feed_stall_ms,
+                            ));
+                        }
                         match feed.step(c, &mut rec) {
-                            FeedStep::Ticks(_) => {
+                            FeedStep::Ticks(n) => {
                                 waiter.reset();
+                                if n > 0
+                                    && let Some(j) = journal.as_mut()
+                                    && !journal_ticks(j, feed.ticks(), c, &mut jrec, &clock)
+                                {
+                                    journal = None;
+                                    if journal_on_error == JournalOnError::StopIngest {
+                                        tracing::error!("journal failed: ingest stopped (journal.on_error = \"stop_ingest\"); subscribers are still served");
+                                        break 'run;
+                                    }
+                                    tracing::error!("journal failed: journaling disabled, ingest continues (journal.on_error = \"continue\")");
+                                }
                                 for t in feed.ticks() {
                                     if let Some(ctr) =
                                         tel.per_instrument.get(t.instrument.0 as usize)
@@ -242,6 +310,14 @@ impl Pipeline {
                         }
                     }
                     rec.publish_blocking();
+                    jrec.publish_blocking();
+                    if let Some(mut j) = journal.take() {
+                        j.commit();
+                        if let Err(e) = j.flush() {
+                            tracing::error!(error = %e, "journal flush at shutdown failed");
+                        }
+                    }
+                    tel.thread_cpu_ns[0].set(thread_cpu_ns());
                     drop(tx);
                 })?;
             threads.push(("feed".to_string(), h));
@@ -337,6 +413,7 @@ impl Pipeline {
                         }
                     }
                     rec.publish_blocking();
+                    tel.thread_cpu_ns[1].set(thread_cpu_ns());
                     c.bars.add(kernel.stats().bars);
                     drop(to_sig);
                     drop(to_fan);
@@ -399,6 +476,7 @@ impl Pipeline {
                         }
                     }
                     rec.publish_blocking();
+                    tel.thread_cpu_ns[2].set(thread_cpu_ns());
                     drop(tx);
                     let _ = done.send(Finished {
                         kernel: None,
@@ -465,6 +543,7 @@ impl Pipeline {
                     }
                     rec.publish_blocking();
                     e2e.publish_blocking();
+                    tel.thread_cpu_ns[3].set(thread_cpu_ns());
                     fanout.finish();
                     let _ = done.send(Finished {
                         kernel: None,
@@ -531,6 +610,8 @@ pub fn run_inline_with(
     flush_at_end: bool,
 ) -> Stages {
     let mut rec = StageRecorder::new(tel.decode.clone());
+    let mut jrec = StageRecorder::new(tel.journal.clone());
+    let clock = Clock::new();
     let mut kout = Vec::with_capacity(64);
     let mut sout = Vec::with_capacity(64);
     let mut idle = 0;
@@ -538,6 +619,11 @@ pub fn run_inline_with(
         match stages.feed.step(&tel.feed, &mut rec) {
             FeedStep::Ticks(_) => {
                 idle = 0;
+                if let Some(j) = stages.journal.as_mut()
+                    && !journal_ticks(j, stages.feed.ticks(), &tel.feed, &mut jrec, &clock)
+                {
+                    stages.journal = None;
+                }
                 for t in stages.feed.ticks() {
                     stages.kernel.step(t, &mut kout);
                     for ev in kout.drain(..) {
@@ -571,5 +657,8 @@ pub fn run_inline_with(
         }
     }
     stages.fanout.finish();
+    if let Some(j) = stages.journal.as_mut() {
+        j.commit();
+    }
     stages
 }

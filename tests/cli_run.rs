@@ -25,8 +25,10 @@ fn summary_ticks(stderr: &str) -> u64 {
 
 #[test]
 fn run_default_config_for_3s_exits_0_with_messages() {
+    let jdir = tempfile::tempdir().unwrap();
     let out = bin()
-        .args(["run", "--duration", "3"])
+        .args(["run", "--duration", "3", "--journal-dir"])
+        .arg(jdir.path())
         .output()
         .expect("run tickwire");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -37,12 +39,26 @@ fn run_default_config_for_3s_exits_0_with_messages() {
         "default sim runs at 20k msg/s: {ticks}\n{stderr}"
     );
     assert!(stderr.contains("e2e"), "latency summary printed:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("{ticks} journaled (0 journal errors)")),
+        "every tick journaled:\n{stderr}"
+    );
+    // The journal holds them: verify with the journal module.
+    let report = tickwire::journal::verify(jdir.path()).expect("journal verifies");
+    assert_eq!(report.records, ticks);
 }
 
 #[test]
 fn dump_writes_events_md_json_lines() {
     let out = bin()
-        .args(["run", "--duration", "2", "--dump", "trades,quotes"])
+        .args([
+            "run",
+            "--no-journal",
+            "--duration",
+            "2",
+            "--dump",
+            "trades,quotes",
+        ])
         .output()
         .expect("run tickwire");
     assert!(out.status.success());
@@ -64,7 +80,7 @@ fn dump_writes_events_md_json_lines() {
 #[test]
 fn sigterm_drains_and_exits_0() {
     let child = bin()
-        .args(["run"])
+        .args(["run", "--no-journal"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -127,4 +143,24 @@ fn symbols_override_selects_instruments() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.lines().count() > 10);
     assert!(stdout.lines().all(|l| l.contains("\"SIM:ETHUSDT\"")));
+}
+
+#[test]
+fn missing_core_warns_and_runs_unpinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cores.toml");
+    std::fs::write(
+        &cfg,
+        "[pipeline.threads.kernel]\ncore = 4096\nwait = \"yield\"\n[pipeline.threads.fanout]\nwait = \"spin\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["run", "--no-journal", "--duration", "1", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{e}");
+    assert!(e.contains("core does not exist"), "{e}");
+    assert!(summary_ticks(&e) > 0);
 }

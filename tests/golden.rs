@@ -37,7 +37,8 @@ fn run_threaded(cfg: &tickwire::config::EngineConfig) -> Vec<Event> {
     let (stages, reg) = build_stages(cfg, clock, vec![Box::new(sink)]).unwrap();
     let tel = Arc::new(Telemetry::new(reg.len()));
     let stop = Arc::new(AtomicBool::new(false));
-    let (p, rx) = Pipeline::spawn(stages, &cfg.pipeline, tel.clone(), clock, stop).unwrap();
+    let (p, rx) =
+        Pipeline::spawn(stages, &cfg.pipeline, tel.clone(), clock, stop, &cfg.faults).unwrap();
     p.join().unwrap();
     let fin = collect_finished(&rx);
     assert!(fin.kernel.is_some() && fin.signal.is_some() && fin.fanout.is_some());

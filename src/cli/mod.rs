@@ -1,5 +1,7 @@
 //! Command-line interface: one binary, subcommands.
 
+mod bench;
+mod journal;
 mod replay;
 
 use std::io::IsTerminal;
@@ -34,6 +36,15 @@ enum Command {
     /// Stops on Ctrl-C / SIGTERM (a second Ctrl-C forces exit) or after
     /// --duration seconds, draining every ring first.
     Run(RunArgs),
+    /// Benchmark the full pipeline: throughput, or latency at offered rates
+    /// (coordinated-omission-free); writes summary.json and latency.hlog.
+    Bench(bench::BenchArgs),
+    /// Turn bench outputs into Markdown/HTML tables and SVG plots; two
+    /// inputs are compared side by side.
+    Report(bench::ReportArgs),
+    /// Inspect, verify, export and tail tick journals.
+    #[command(subcommand)]
+    Journal(journal::JournalCmd),
     /// Replay a recorded capture through the stages (single thread,
     /// deterministic) and write events as JSON lines to stdout.
     ///
@@ -43,7 +54,7 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-struct CommonArgs {
+pub(crate) struct CommonArgs {
     /// Config file (TOML). Default: config/default.toml if present, else
     /// the built-in defaults (identical to the shipped file).
     #[arg(long, short = 'c', value_name = "PATH")]
@@ -68,6 +79,12 @@ struct RunArgs {
     /// Simulator message rate per second (0 = as fast as possible).
     #[arg(long, value_name = "MSGS")]
     sim_rate: Option<f64>,
+    /// Journal directory (overrides journal.dir).
+    #[arg(long, value_name = "DIR")]
+    journal_dir: Option<PathBuf>,
+    /// Do not journal ticks in this run.
+    #[arg(long, conflicts_with = "journal_dir")]
+    no_journal: bool,
     /// Write events to stdout as JSON lines: comma list of trades, quotes,
     /// book, bars, indicators, anomalies, movers, sectors, indices,
     /// feed_status, provisional, or all. Logs go to stderr.
@@ -81,6 +98,9 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Run(a) => cmd_run(a),
+        Command::Bench(a) => bench::cmd_bench(a),
+        Command::Report(a) => bench::cmd_report(a),
+        Command::Journal(c) => journal::cmd_journal(c),
         Command::Replay(a) => replay::cmd_replay(a),
     };
     match res {
@@ -103,7 +123,7 @@ fn install_panic_hook() {
     }));
 }
 
-fn init_tracing(level: &str) {
+pub(crate) fn init_tracing(level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
@@ -116,7 +136,7 @@ fn init_tracing(level: &str) {
         .try_init();
 }
 
-fn load_config(common: &CommonArgs) -> Result<EngineConfig> {
+pub(crate) fn load_config(common: &CommonArgs) -> Result<EngineConfig> {
     let mut cfg = match &common.config {
         Some(p) => EngineConfig::load(p)?,
         None => {
@@ -159,6 +179,13 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         }
         cfg.feed.sim.rate = r;
     }
+    if let Some(d) = &a.journal_dir {
+        cfg.journal.dir = d.clone();
+        cfg.journal.enabled = true;
+    }
+    if a.no_journal {
+        cfg.journal.enabled = false;
+    }
     cfg.validate()?;
     init_tracing(&cfg.engine.log_level);
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
@@ -173,4 +200,15 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
     let summary = engine.run(sinks, stop).map_err(anyhow::Error::msg)?;
     eprint!("{}", summary.render());
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -159,7 +159,16 @@ pub fn cmd_replay(a: ReplayArgs) -> Result<i32> {
             Box::new(TardisTradeAdapter::new(registry.clone(), &venue)),
         ),
     };
-    let stages = build_stages_with(&cfg, &registry, Clock::new(), source, adapter, false, sinks)?;
+    let stages = build_stages_with(
+        &cfg,
+        &registry,
+        Clock::new(),
+        source,
+        adapter,
+        false,
+        None,
+        sinks,
+    )?;
     let tel = Telemetry::new(registry.len());
     let stages = run_inline_with(stages, &tel, u64::MAX, a.flush);
     let k = stages.kernel.stats();

@@ -173,8 +173,8 @@ impl FeedStage {
         }
     }
 
-    /// Polls the source once and decodes the frame, if any. Decode time is
-    /// recorded in `decode_lat`; errors are counted (and a few per second
+    /// Polls the source once and decodes the frame, if any. Decode time (the
+    /// adapter's work on one frame) is recorded in `decode_lat`; errors are counted (and a few per second
     /// logged) and the stage carries on.
     pub fn step(&mut self, counters: &FeedCounters, decode_lat: &mut StageRecorder) -> FeedStep {
         self.frame.clear();
@@ -185,12 +185,13 @@ impl FeedStage {
             SourcePoll::Done => return FeedStep::Done,
         };
         counters.frames.inc();
+        let t0 = self.clock.now_ns();
         match self
             .adapter
             .decode(&self.frame, recv_ns, &mut self.ticks, counters)
         {
             Ok(Decoded::Data(n)) => {
-                decode_lat.record(self.clock.now_ns() - recv_ns);
+                decode_lat.record(self.clock.now_ns() - t0);
                 if let Some(last) = self.ticks.last_mut() {
                     last.flags |= crate::tick::flags::LAST_IN_FRAME;
                 }

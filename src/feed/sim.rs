@@ -231,16 +231,20 @@ impl FrameSource for SimSource {
             }
             now
         });
+        let mut recv_ns = now;
         if self.cfg.rate > 0.0 && self.cfg.paced {
             let due = wall_start + (self.next_event_ns - self.start_ns);
             if now < due {
                 return SourcePoll::Idle;
             }
+            if self.cfg.stamp_scheduled {
+                recv_ns = due;
+            }
         }
         let ts = self.next_event_ns;
         self.generate(buf, ts);
         self.advance_time();
-        SourcePoll::Frame { recv_ns: now }
+        SourcePoll::Frame { recv_ns }
     }
 
     fn name(&self) -> &str {
@@ -272,6 +276,7 @@ mod tests {
                 messages: 500,
                 trade_ratio: 0.4,
                 start_ns: 1_700_000_000_000_000_000,
+                stamp_scheduled: false,
             },
         )
     }

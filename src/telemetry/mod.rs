@@ -176,6 +176,10 @@ pub struct FeedCounters {
     pub ring_full: Counter,
     /// Ticks dropped on a full ring (drop policy only).
     pub drops: Counter,
+    /// Ticks appended to the journal.
+    pub journal_records: Counter,
+    /// Journal append failures (each logged; see `journal.on_error`).
+    pub journal_errors: Counter,
 }
 
 /// Kernel-thread counters.
@@ -236,6 +240,8 @@ pub struct Telemetry {
     pub per_instrument: Box<[Counter]>,
     /// Decode time per frame.
     pub decode: Arc<StageStats>,
+    /// Journal append time per frame (all ticks of the frame + commit).
+    pub journal: Arc<StageStats>,
     /// Kernel time per tick.
     pub kernel_lat: Arc<StageStats>,
     /// Signal stage time per event.
@@ -244,6 +250,9 @@ pub struct Telemetry {
     pub fanout_lat: Arc<StageStats>,
     /// Receive → fan-out latency.
     pub e2e: Arc<StageStats>,
+    /// CPU time used by each pipeline thread (feed, kernel, signal,
+    /// fan-out), ns; set when the thread ends.
+    pub thread_cpu_ns: [Gauge; 4],
 }
 
 impl Telemetry {
@@ -256,17 +265,20 @@ impl Telemetry {
             fanout: CachePadded::new(FanoutCounters::default()),
             per_instrument: (0..n_instruments).map(|_| Counter::default()).collect(),
             decode: Arc::new(StageStats::new("decode")),
+            journal: Arc::new(StageStats::new("journal")),
             kernel_lat: Arc::new(StageStats::new("kernel")),
             signal_lat: Arc::new(StageStats::new("signal")),
             fanout_lat: Arc::new(StageStats::new("fanout")),
             e2e: Arc::new(StageStats::new("e2e")),
+            thread_cpu_ns: Default::default(),
         }
     }
 
     /// The per-stage latency statistics, in pipeline order.
-    pub fn stages(&self) -> [&Arc<StageStats>; 5] {
+    pub fn stages(&self) -> [&Arc<StageStats>; 6] {
         [
             &self.decode,
+            &self.journal,
             &self.kernel_lat,
             &self.signal_lat,
             &self.fanout_lat,

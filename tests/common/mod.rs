@@ -20,6 +20,7 @@ pub fn deterministic_config(messages: u64) -> EngineConfig {
     // off, so single-threaded and threaded runs stay comparable.
     cfg.kernel.anomalies.latency.enabled = false;
     cfg.telemetry.stats_interval_secs = 0;
+    cfg.journal.enabled = false;
     cfg
 }
 
