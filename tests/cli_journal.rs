@@ -189,3 +189,89 @@ fn tail_follows_a_live_writer() {
     }
     assert_eq!(n, ticks, "the tail saw every committed tick");
 }
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[test]
+fn export_of_an_imported_real_capture_reproduces_every_trade_string() {
+    let Some(real) = common::real_data_dir() else {
+        return;
+    };
+    use std::io::BufRead;
+    let gz = real.join("binance-spot/btcusdt_20240808.gz");
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("imported");
+    let out = bin()
+        .args([
+            "journal",
+            "import",
+            "--format",
+            "hftbacktest",
+            "--venue",
+            "binance",
+            "--out",
+        ])
+        .arg(&j)
+        .arg(&gz)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bin()
+        .args(["journal", "export", "--format", "jsonl", "--kinds", "trade"])
+        .arg(&j)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let exported: std::collections::HashMap<String, (String, String)> =
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["trade_id"].as_str().unwrap().to_string(),
+                    (
+                        v["price"].as_str().unwrap().to_string(),
+                        v["size"].as_str().unwrap().to_string(),
+                    ),
+                )
+            })
+            .collect();
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&gz).unwrap(),
+    ));
+    let mut n = 0;
+    for line in reader.lines() {
+        let line = line.unwrap();
+        let Some((_, frame)) = line.split_once(' ') else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(frame).unwrap();
+        if !v["stream"].as_str().is_some_and(|s| s.ends_with("@trade")) {
+            continue;
+        }
+        let d = &v["data"];
+        let id = d["t"].as_u64().unwrap().to_string();
+        let (p, q) = exported
+            .get(&id)
+            .unwrap_or_else(|| panic!("trade {id} exported"));
+        let norm = tickwire::decimal::normalize_decimal_str;
+        assert_eq!(
+            norm(p),
+            norm(d["p"].as_str().unwrap()),
+            "price of trade {id}"
+        );
+        assert_eq!(
+            norm(q),
+            norm(d["q"].as_str().unwrap()),
+            "size of trade {id}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 9_757, "SOURCES.md: 9,757 trades");
+    assert_eq!(exported.len(), 9_757);
+}

@@ -15,6 +15,9 @@ use tickwire::tick::{Tick, TickKind};
 
 #[derive(Debug, Subcommand)]
 pub enum JournalCmd {
+    /// Decode a recorded capture (hftbacktest, cryptofeed, Tardis CSV, raw
+    /// frames) with the venue adapters; counts go to stderr.
+    Import(super::import::ImportArgs),
     /// Segments, record counts, time range, instruments, gaps.
     Inspect(InspectArgs),
     /// Check every checksum and the index order; exit 1 with the first bad
@@ -90,6 +93,7 @@ pub struct TailArgs {
 
 pub fn cmd_journal(cmd: JournalCmd) -> Result<i32> {
     match cmd {
+        JournalCmd::Import(a) => super::import::cmd_import(a),
         JournalCmd::Inspect(a) => inspect(a),
         JournalCmd::Verify { dir } => verify(dir),
         JournalCmd::Export(a) => export(a),

@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, subcommands.
 
 mod bench;
+mod import;
 mod journal;
 mod replay;
 

@@ -7,6 +7,12 @@
 //! step does not allocate: frame, parse and tick buffers are reused.
 
 pub mod binance;
+pub mod bybit;
+pub mod capture;
+pub mod coinbase;
+pub mod import;
+pub mod parse;
+pub mod polygon;
 pub mod sim;
 
 use crate::clock::Clock;

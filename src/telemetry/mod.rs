@@ -172,6 +172,8 @@ pub struct FeedCounters {
     pub unknown_symbols: Counter,
     /// Control messages (acks, pings, heartbeats, unsupported streams).
     pub control: Counter,
+    /// Sequence gaps detected by adapters (each also emitted as a gap tick).
+    pub gaps: Counter,
     /// Times the tick ring was full.
     pub ring_full: Counter,
     /// Ticks dropped on a full ring (drop policy only).
