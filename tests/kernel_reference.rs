@@ -2,7 +2,8 @@
 //!
 //! For each capture in `../shared/data/real` (Binance spot and USD-M
 //! hftbacktest gz, Tardis Binance-futures trades CSV), runs
-//! `tickwire replay <file> --windows ... --dump bars,indicators --flush` and
+//! `tickwire replay <file> --format F --venue V --windows 1s,1m --dump
+//! bars,indicators --flush` and
 //! compares its JSON lines with:
 //!
 //! * `tools/bars_ref.py` — pandas resample of the same trades read straight
@@ -126,7 +127,7 @@ struct KeyStats {
     max_rel: f64,
 }
 
-fn check_dataset(file: &str, format: &str, windows: &[&str]) {
+fn check_dataset(file: &str, format: &str, venue: &str, windows: &[&str]) {
     let Some(py) = python() else { return };
     let Some(dir) = common::real_data_dir() else {
         return;
@@ -141,7 +142,8 @@ fn check_dataset(file: &str, format: &str, windows: &[&str]) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tickwire"));
     cmd.arg("replay")
         .arg(&path)
-        .args(["--format", format, "--windows", &windows.join(",")])
+        .args(["--format", format, "--venue", venue])
+        .args(["--windows", &windows.join(",")])
         .args(["--dump", "bars,indicators", "--flush"]);
     let ours = json_lines(&run(cmd, None));
     let mut series: BTreeMap<(String, String), Series> = BTreeMap::new();
@@ -355,6 +357,7 @@ fn binance_spot_trades_match_pandas_and_talib() {
     check_dataset(
         "binance-spot/btcusdt_20240808.gz",
         "hftbacktest",
+        "binance",
         &["1s", "1m"],
     );
 }
@@ -364,6 +367,7 @@ fn binance_usdm_trades_match_pandas_and_talib() {
     check_dataset(
         "binance-usdm/btcusdt_20240808.gz",
         "hftbacktest",
+        "binance-usdm",
         &["1s", "1m"],
     );
 }
@@ -373,6 +377,7 @@ fn tardis_trades_match_pandas_and_talib() {
     check_dataset(
         "tardis-binance-futures/trades.csv",
         "tardis-csv",
+        "binance-usdm",
         &["1s", "1m"],
     );
 }

@@ -409,6 +409,7 @@ impl InstAnomalies {
     /// A feed-side report (gap, stale, crossed) or a crossed quote.
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_feed(
         &mut self,
         rules: &AnomalyRules,

@@ -322,17 +322,23 @@ mod tests {
 
     #[test]
     fn check_rejects_bad_specs() {
-        let mut s = IndicatorSpec::default();
-        s.sma = vec![20, 20];
+        let s = IndicatorSpec {
+            sma: vec![20, 20],
+            ..IndicatorSpec::default()
+        };
         assert!(s.check().unwrap_err().contains("twice"));
         let mut s = IndicatorSpec::default();
         s.ema.push(0);
         assert!(s.check().unwrap_err().contains("ema period 0"));
-        let mut s = IndicatorSpec::default();
-        s.sma = vec![1, 2, 3, 4, 5, 6];
+        let s = IndicatorSpec {
+            sma: vec![1, 2, 3, 4, 5, 6],
+            ..IndicatorSpec::default()
+        };
         assert!(s.check().unwrap_err().contains("at most 16"));
-        let mut s = IndicatorSpec::default();
-        s.bollinger = Some((20, f64::NAN));
+        let s = IndicatorSpec {
+            bollinger: Some((20, f64::NAN)),
+            ..IndicatorSpec::default()
+        };
         assert!(s.check().is_err());
     }
 

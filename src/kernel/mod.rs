@@ -34,7 +34,6 @@ pub mod bars;
 pub mod indicator_set;
 pub mod indicators;
 pub mod overview;
-pub mod replay_input;
 
 use crate::decimal::POW10;
 use crate::event::{AnomalyRule, Bar, Event, EventBody, IndicatorSnapshot, Movers};
@@ -275,18 +274,16 @@ impl IndicatorKernel {
         }
         match t.kind() {
             Some(TickKind::Trade) => self.on_trade(idx, t, out),
-            Some(TickKind::Quote) => {
-                if t.price >= t.price2 && t.price2 > 0 {
-                    st.anomalies.on_feed(
-                        &self.ctx.rules,
-                        AnomalyRule::CrossedBook,
-                        t,
-                        (t.price, t.price2, 0),
-                        f64::NAN,
-                        &mut self.anomaly_counts,
-                        out,
-                    );
-                }
+            Some(TickKind::Quote) if t.price >= t.price2 && t.price2 > 0 => {
+                st.anomalies.on_feed(
+                    &self.ctx.rules,
+                    AnomalyRule::CrossedBook,
+                    t,
+                    (t.price, t.price2, 0),
+                    f64::NAN,
+                    &mut self.anomaly_counts,
+                    out,
+                );
             }
             Some(TickKind::Gap) => st.anomalies.on_feed(
                 &self.ctx.rules,
