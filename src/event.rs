@@ -384,8 +384,9 @@ pub struct IndexUpdate {
 }
 
 // The indicator snapshot (16 header bytes + 16 f64 slots = 144 bytes) is the
-// largest variant, so an Event is 160 bytes (measured). The bound was 128
-// with only ticks and bars; it is raised to 192 rather than boxing the
-// snapshot (rings carry plain `Copy` values, no pointers).
+// largest variant; the enum tag fits in its `is_final` niche, so EventBody is
+// 144 bytes and an Event 152 (measured). The bound was 128 with only ticks
+// and bars; it is raised to 192 rather than boxing the snapshot (rings carry
+// plain `Copy` values, no pointers).
 const _: () = assert!(std::mem::size_of::<Event>() <= 192);
 const _: () = assert!(std::mem::size_of::<IndicatorSnapshot>() == 144);

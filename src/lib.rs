@@ -20,7 +20,7 @@
 //!   everything they need is allocated in `new`. Only [`pipeline`] builds
 //!   rings, spawns threads and pins cores.
 //! - Rings carry `Copy` values of fixed size ([`tick::Tick`] is 64 bytes,
-//!   [`event::Event`] at most 128). After warm-up the hot path (decode →
+//!   [`event::Event`] at most 192). After warm-up the hot path (decode →
 //!   kernel → signal → ring pushes) does not allocate, lock, log or format;
 //!   `tests/no_alloc.rs` proves it with a counting allocator.
 //! - A full ring is backpressure or a counted drop ([`config::FullPolicy`]),
