@@ -18,8 +18,10 @@ use crate::tick::{Side, Tick};
 /// What a trade did to a builder.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TradeOutcome {
-    /// Added to the open bar (or opened one).
+    /// Added to the open bar.
     Applied,
+    /// No bar was open: opened one with this trade.
+    Opened,
     /// Closed the previous bar (returned, final) and opened a new one.
     Rolled(Bar),
     /// Older than the open bar: not applied.
@@ -99,7 +101,7 @@ impl BarBuilder {
             TradeOutcome::Rolled(fin)
         } else {
             self.begin(start, t);
-            TradeOutcome::Applied
+            TradeOutcome::Opened
         }
     }
 
@@ -204,7 +206,7 @@ mod tests {
         let t0 = 1_723_161_240 * 1_000_000_000; // a minute boundary
         assert_eq!(
             b.on_trade(&tr(t0 + 5, 100, 2, Side::Buy), i64::MIN),
-            TradeOutcome::Applied
+            TradeOutcome::Opened
         );
         assert_eq!(
             b.on_trade(&tr(t0 + 10, 110, 1, Side::Sell), i64::MIN),
@@ -253,7 +255,7 @@ mod tests {
         );
         assert_eq!(
             b.on_trade(&tr(t0 + 5 * M, 1, 1, Side::Buy), t0 + 6 * M - 1),
-            TradeOutcome::Applied
+            TradeOutcome::Opened
         );
         assert_eq!(b.open_end(), Some(t0 + 6 * M));
         assert_eq!(b.open_volume(), 1);

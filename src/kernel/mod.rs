@@ -134,6 +134,8 @@ struct Series {
 #[derive(Debug, Clone)]
 struct InstState {
     series: Box<[Series]>,
+    /// Earliest `next_prov_ns` of the series (one compare per trade).
+    next_prov_ns: i64,
     anomalies: InstAnomalies,
     units: Units,
 }
@@ -204,6 +206,7 @@ impl IndicatorKernel {
                         next_prov_ns: i64::MIN,
                     })
                     .collect(),
+                next_prov_ns: i64::MIN,
                 anomalies: InstAnomalies::new(i.id, &rules),
                 units: Units {
                     price_scale: scale(i.price_precision),
@@ -314,13 +317,6 @@ impl IndicatorKernel {
             }
             _ => {}
         }
-        self.sync_counts();
-    }
-
-    #[inline]
-    fn sync_counts(&mut self) {
-        self.stats.anomalies = self.anomaly_counts.fired;
-        self.stats.anomalies_suppressed = self.anomaly_counts.suppressed;
     }
 
     #[inline(always)]
@@ -340,7 +336,8 @@ impl IndicatorKernel {
         let ctx = &self.ctx;
         for w in 0..st.series.len() {
             match st.series[w].bars.on_trade(t, watermark) {
-                TradeOutcome::Applied => {}
+                TradeOutcome::Applied => continue,
+                TradeOutcome::Opened => {}
                 TradeOutcome::Rolled(fin) => {
                     finalize(
                         st,
@@ -359,6 +356,7 @@ impl IndicatorKernel {
                     continue;
                 }
             }
+            // A bar began: its end may be the earliest deadline.
             if let Some(end) = st.series[w].bars.open_end()
                 && end < self.next_deadline_ns
             {
@@ -382,13 +380,16 @@ impl IndicatorKernel {
             out,
         );
         // Provisional updates, rate-limited per window in event time.
-        if ctx.prov_ns > 0 {
+        if ctx.prov_ns > 0 && ts >= st.next_prov_ns {
+            let mut next = i64::MAX;
             for w in 0..st.series.len() {
                 if ts >= st.series[w].next_prov_ns && st.series[w].bars.open_end().is_some() {
                     st.series[w].next_prov_ns = ts.saturating_add(ctx.prov_ns);
                     emit_provisional(st, w, session, ctx, &mut self.stats, recv_ns, out);
                 }
+                next = next.min(st.series[w].next_prov_ns);
             }
+            st.next_prov_ns = next;
         }
         if watermark >= self.next_deadline_ns {
             self.close_ended(watermark, recv_ns, out);
@@ -422,7 +423,6 @@ impl IndicatorKernel {
             }
         }
         self.next_deadline_ns = next;
-        self.sync_counts();
     }
 
     /// Timer: finalizes every bar whose window ended at or before
@@ -505,7 +505,11 @@ impl IndicatorKernel {
 
     /// Counters.
     pub fn stats(&self) -> KernelStats {
-        self.stats
+        KernelStats {
+            anomalies: self.anomaly_counts.fired,
+            anomalies_suppressed: self.anomaly_counts.suppressed,
+            ..self.stats
+        }
     }
 }
 

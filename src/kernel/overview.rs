@@ -65,15 +65,8 @@ impl Session {
     /// Applies a trade at `ts` (event time).
     #[inline]
     pub fn on_trade(&mut self, ts: i64, price: i64, size: i64) {
-        if self.first_px == 0 {
-            self.first_px = price;
-        }
         if ts >= self.start_ns.saturating_add(DAY_NS) || self.start_ns == i64::MIN {
-            self.start_ns = ts.div_euclid(DAY_NS) * DAY_NS;
-            self.open = price;
-            self.volume = 0;
-            self.pv = 0;
-            self.trades = 0;
+            self.new_session(ts, price);
         } else if ts < self.start_ns {
             return;
         }
@@ -81,6 +74,19 @@ impl Session {
         self.volume = self.volume.saturating_add(size);
         self.pv += i128::from(price) * i128::from(size);
         self.trades += 1;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn new_session(&mut self, ts: i64, price: i64) {
+        if self.first_px == 0 {
+            self.first_px = price;
+        }
+        self.start_ns = ts.div_euclid(DAY_NS) * DAY_NS;
+        self.open = price;
+        self.volume = 0;
+        self.pv = 0;
+        self.trades = 0;
     }
 
     /// Session VWAP in price units as a decimal (`price_scale` = 10^precision),
