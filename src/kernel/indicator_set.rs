@@ -285,8 +285,10 @@ impl IndicatorSet {
 
 #[cfg(test)]
 mod tests {
+    use super::super::indicators::reference::price_series;
     use super::*;
     use crate::instruments::InstrumentId;
+    use proptest::prelude::*;
 
     fn snap() -> IndicatorSnapshot {
         IndicatorSnapshot::empty(InstrumentId(0), 0, true, 0)
@@ -380,5 +382,54 @@ mod tests {
         let mut s = snap();
         assert!(!set.update(1.0, 1.0, &mut s));
         assert!(s.values.iter().all(|v| v.is_nan()));
+    }
+
+    proptest! {
+        /// For any series, any periods (1 included) and any reset point:
+        /// values are never NaN/infinite, `peek` equals the `update` that
+        /// follows, and after `reset` the set behaves exactly like a fresh
+        /// one fed the rest of the series.
+        #[test]
+        fn peek_update_reset_properties(
+            xs in price_series(),
+            p1 in 1usize..30,
+            p2 in 1usize..30,
+            cut in 0usize..400,
+        ) {
+            let spec = IndicatorSpec {
+                sma: vec![p1],
+                ema: vec![p2],
+                rsi: vec![p1],
+                macd: Some((p1, p2, 1 + p1 % 9)),
+                bollinger: Some((p2, 2.0)),
+                avg_volume: Some(p1),
+                session_vwap: false,
+            };
+            let mut a = IndicatorSet::new(&spec);
+            let mut fresh = IndicatorSet::new(&spec);
+            let cut = cut.min(xs.len());
+            for (i, x) in xs.iter().enumerate() {
+                if i == cut {
+                    a.reset();
+                }
+                let vol = (i % 7) as f64;
+                let mut p = snap();
+                let pa = a.peek(*x, vol, &mut p);
+                let mut s = snap();
+                let ua = a.update(*x, vol, &mut s);
+                prop_assert_eq!(pa, ua);
+                for k in 0..MAX_INDICATOR_SLOTS {
+                    prop_assert_eq!(p.values[k].to_bits(), s.values[k].to_bits());
+                    prop_assert!(s.values[k].is_nan() || s.values[k].is_finite());
+                }
+                if i >= cut {
+                    let mut f = snap();
+                    fresh.update(*x, vol, &mut f);
+                    for k in 0..MAX_INDICATOR_SLOTS {
+                        prop_assert_eq!(f.values[k].to_bits(), s.values[k].to_bits(), "slot {} at {}", k, i);
+                    }
+                }
+            }
+        }
     }
 }
