@@ -62,8 +62,8 @@ pub struct EngineConfig {
     pub engine: EngineSection,
     /// Instruments to intern, in id order.
     pub instruments: Vec<InstrumentConfig>,
-    /// The market-data source.
-    pub feed: FeedConfig,
+    /// The market-data feeds (`[[feeds]]`), all driven by the feed thread.
+    pub feeds: Vec<FeedConfig>,
     /// Rings, threads, pinning, wait strategies.
     pub pipeline: PipelineConfig,
     /// Indicator and bar kernel.
@@ -74,6 +74,14 @@ pub struct EngineConfig {
     pub journal: JournalSection,
     /// Deliberate faults for validating the harness (off by default).
     pub faults: FaultsConfig,
+    /// Signal stage: strategies, threshold, portfolio bookkeeping.
+    pub signal: SignalConfig,
+    /// Pre-trade risk limits.
+    pub risk: RiskConfig,
+    /// Paper broker: cash, fees, slippage, sizing.
+    pub broker: BrokerConfig,
+    /// Market-hours calendars (which venues trade when).
+    pub calendars: Vec<CalendarConfig>,
 }
 
 impl Default for EngineConfig {
@@ -84,12 +92,16 @@ impl Default for EngineConfig {
                 InstrumentConfig::sim("SIM:BTCUSDT", 2, 5, "61837.63", "crypto-major"),
                 InstrumentConfig::sim("SIM:ETHUSDT", 2, 4, "2650.17", "crypto-major"),
             ],
-            feed: FeedConfig::default(),
+            feeds: vec![FeedConfig::default()],
             pipeline: PipelineConfig::default(),
             kernel: KernelConfig::default(),
             telemetry: TelemetryConfig::default(),
             journal: JournalSection::default(),
             faults: FaultsConfig::default(),
+            signal: SignalConfig::default(),
+            risk: RiskConfig::default(),
+            broker: BrokerConfig::default(),
+            calendars: CalendarConfig::defaults(),
         }
     }
 }
@@ -144,38 +156,303 @@ impl InstrumentConfig {
     }
 }
 
-/// Which source the feed thread reads.
+/// Which decoder (and control protocol) a feed uses.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    /// The built-in simulated market, emitting Binance combined-stream JSON.
+pub enum AdapterKind {
+    /// Binance spot combined streams.
+    Binance,
+    /// Binance USD-M futures streams.
+    BinanceUsdm,
+    /// Bybit v5 public spot.
+    BybitSpot,
+    /// Bybit v5 public linear (USDT perpetuals).
+    BybitLinear,
+    /// Coinbase Advanced Trade market data.
+    Coinbase,
+    /// Polygon-style stocks WebSocket (auth, subscribe, T/Q events).
+    Polygon,
+    /// The built-in simulator's format (Binance combined streams).
     Sim,
 }
 
-/// `[feed]`
+impl AdapterKind {
+    /// The config spelling (`binance_usdm`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Binance => "binance",
+            Self::BinanceUsdm => "binance_usdm",
+            Self::BybitSpot => "bybit_spot",
+            Self::BybitLinear => "bybit_linear",
+            Self::Coinbase => "coinbase",
+            Self::Polygon => "polygon",
+            Self::Sim => "sim",
+        }
+    }
+
+    /// Whether frames are in Binance combined-stream format (what the
+    /// built-in `sim://` simulator produces).
+    pub fn is_binance_format(self) -> bool {
+        matches!(self, Self::Binance | Self::BinanceUsdm | Self::Sim)
+    }
+}
+
+/// Where a feed's frames come from, parsed from its `url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEndpoint {
+    /// `sim://`: the built-in simulator, in-process, no sockets.
+    Sim,
+    /// `ws://` or `wss://`: a WebSocket server (a venue or a feedsim).
+    WebSocket {
+        /// The URL as configured.
+        url: String,
+        /// `wss://`.
+        tls: bool,
+    },
+    /// `feedsim://IP:PORT` (`feedsims://` for TLS): start the local
+    /// exchange simulator in-process on that address (port 0 = any free
+    /// port) and connect to it over `ws://` (`wss://`, trusting its
+    /// self-signed certificate).
+    FeedSim {
+        /// Listen address.
+        listen: std::net::SocketAddr,
+        /// Serve over TLS.
+        tls: bool,
+    },
+}
+
+impl FeedEndpoint {
+    /// Parses a feed URL.
+    ///
+    /// # Errors
+    /// A message naming the accepted forms.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let u = url.trim();
+        if u == "sim://" || u == "sim" {
+            return Ok(Self::Sim);
+        }
+        let parsed = url::Url::parse(u).map_err(|e| {
+            format!("'{u}' is not a URL ({e}); use ws://HOST:PORT/PATH, wss://..., feedsim://127.0.0.1:0 or sim://")
+        })?;
+        match parsed.scheme() {
+            s @ ("ws" | "wss") => {
+                if parsed.host_str().is_none_or(str::is_empty) {
+                    return Err(format!("'{u}' has no host"));
+                }
+                Ok(Self::WebSocket {
+                    url: u.to_string(),
+                    tls: s == "wss",
+                })
+            }
+            s @ ("feedsim" | "feedsims") => {
+                let host = parsed.host_str().unwrap_or("127.0.0.1");
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let ip: std::net::IpAddr = host.parse().map_err(|_| {
+                    format!(
+                        "'{u}': the feedsim listen host must be an IP address such as 127.0.0.1"
+                    )
+                })?;
+                Ok(Self::FeedSim {
+                    listen: std::net::SocketAddr::new(ip, parsed.port().unwrap_or(0)),
+                    tls: s == "feedsims",
+                })
+            }
+            other => Err(format!(
+                "'{u}': unsupported scheme '{other}'; use ws://, wss://, feedsim://, feedsims:// or sim://"
+            )),
+        }
+    }
+}
+
+/// One `[[feeds]]` entry: a venue connection (or the simulator) and how it
+/// is kept alive.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedConfig {
-    /// Source type.
-    pub source: SourceKind,
-    /// Venue whose instruments the source serves (instrument names are
-    /// `VENUE:SYMBOL`).
+    /// Unique feed name (logs, metrics).
+    pub name: String,
+    /// Decoder / control protocol.
+    pub adapter: AdapterKind,
+    /// Registry venue whose instruments this feed serves (instrument names
+    /// are `VENUE:SYMBOL`).
     pub venue: String,
-    /// Simulator settings.
+    /// `ws://`, `wss://`, `feedsim://IP:PORT`, `feedsims://IP:PORT` or
+    /// `sim://` (see [`FeedEndpoint`]).
+    pub url: String,
+    /// Venue symbols to subscribe (a subset of the venue's instruments);
+    /// `None` = every instrument of the venue.
+    pub symbols: Option<Vec<String>>,
+    /// Venue channel names; empty = the adapter's defaults.
+    pub channels: Vec<String>,
+    /// Name of the environment variable holding the API key (read by the
+    /// binary at start; the key never appears in config or logs).
+    pub api_key_env: Option<String>,
+    /// Extra CA certificate(s), PEM, trusted in addition to the webpki
+    /// roots (tests, private venues, feedsim over TLS).
+    pub ca_file: Option<PathBuf>,
+    /// Largest WebSocket frame and message accepted, bytes (Coinbase's L2
+    /// snapshot is ~5 MB).
+    pub max_frame_bytes: usize,
+    /// Stale-feed watchdog: no frame for this long forces a reconnect;
+    /// 0 = off.
+    pub stale_after_ms: u64,
+    /// Reconnect backoff ceiling of the first attempt, ms (doubles per
+    /// failed attempt, full jitter).
+    pub backoff_initial_ms: u64,
+    /// Reconnect backoff cap, ms.
+    pub backoff_max_ms: u64,
+    /// Consecutive failed attempts that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before one trial attempt, ms.
+    pub breaker_open_ms: u64,
+    /// Reconnect proactively after this many seconds (Binance drops
+    /// connections at 24 h); 0 = never.
+    pub max_connection_age_secs: u64,
+    /// TCP connect + TLS + WebSocket handshake must finish within this, ms.
+    pub connect_timeout_ms: u64,
+    /// Simulator settings (`sim://` and `feedsim://` URLs).
     pub sim: SimConfig,
 }
 
 impl Default for FeedConfig {
     fn default() -> Self {
         Self {
-            source: SourceKind::Sim,
+            name: "sim".into(),
+            adapter: AdapterKind::Binance,
             venue: "SIM".into(),
+            url: "feedsim://127.0.0.1:0".into(),
+            symbols: None,
+            channels: Vec::new(),
+            api_key_env: None,
+            ca_file: None,
+            max_frame_bytes: 16 << 20,
+            stale_after_ms: 10_000,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 30_000,
+            breaker_failures: 10,
+            breaker_open_ms: 60_000,
+            max_connection_age_secs: 86_100,
+            connect_timeout_ms: 10_000,
             sim: SimConfig::default(),
         }
     }
 }
 
-/// `[feed.sim]`: the deterministic simulated market.
+impl FeedConfig {
+    /// Checks this entry (`i` = its index, for key names) against the
+    /// registry.
+    ///
+    /// # Errors
+    /// The first invalid key.
+    pub fn validate(&self, i: usize, reg: &InstrumentRegistry) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("feeds[{i}].{k}");
+        if self.name.trim().is_empty() {
+            return Err(invalid(key("name"), "give the feed a non-empty name"));
+        }
+        let venue = reg.venue_id(&self.venue);
+        if reg.of_venue(&self.venue).next().is_none() {
+            return Err(invalid(
+                key("venue"),
+                format!(
+                    "no instrument uses venue '{}'; add [[instruments]] named {}:SYMBOL",
+                    self.venue, self.venue
+                ),
+            ));
+        }
+        if let Some(syms) = &self.symbols {
+            if syms.is_empty() {
+                return Err(invalid(
+                    key("symbols"),
+                    "list at least one symbol, or remove the key to use every instrument of the venue",
+                ));
+            }
+            for s in syms {
+                let known = venue.and_then(|v| reg.lookup(v, s.as_bytes())).is_some();
+                if !known {
+                    return Err(invalid(
+                        key("symbols"),
+                        format!(
+                            "'{s}' is not an instrument of venue '{}'; add [[instruments]] symbol = \"{}:{s}\"",
+                            self.venue, self.venue
+                        ),
+                    ));
+                }
+            }
+        }
+        let ep = self.endpoint().map_err(|m| invalid(key("url"), m))?;
+        if ep == FeedEndpoint::Sim && !self.adapter.is_binance_format() {
+            return Err(invalid(
+                key("url"),
+                format!(
+                    "sim:// produces Binance-format frames; adapter '{}' cannot decode them (use feedsim://127.0.0.1:0, which speaks every venue's format)",
+                    self.adapter.as_str()
+                ),
+            ));
+        }
+        if let Some(v) = &self.api_key_env
+            && (v.is_empty() || v.contains('='))
+        {
+            return Err(invalid(
+                key("api_key_env"),
+                "must be the NAME of an environment variable (the key itself never goes in config)",
+            ));
+        }
+        if !(1024..=(1 << 30)).contains(&self.max_frame_bytes) {
+            return Err(invalid(
+                key("max_frame_bytes"),
+                "must be between 1024 and 1073741824",
+            ));
+        }
+        if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
+            return Err(invalid(
+                key("backoff_max_ms"),
+                "need 1 ≤ backoff_initial_ms ≤ backoff_max_ms",
+            ));
+        }
+        if self.breaker_failures == 0 {
+            return Err(invalid(key("breaker_failures"), "must be ≥ 1"));
+        }
+        if self.connect_timeout_ms == 0 {
+            return Err(invalid(key("connect_timeout_ms"), "must be ≥ 1"));
+        }
+        let sim = &self.sim;
+        if !(sim.rate >= 0.0 && sim.rate.is_finite()) {
+            return Err(invalid(
+                key("sim.rate"),
+                "must be ≥ 0 (0 = as fast as possible)",
+            ));
+        }
+        if !(0.0..=1.0).contains(&sim.trade_ratio) {
+            return Err(invalid(key("sim.trade_ratio"), "must be between 0 and 1"));
+        }
+        if sim.start_ns < 0 {
+            return Err(invalid(key("sim.start_ns"), "must be ≥ 0 (0 = now)"));
+        }
+        Ok(())
+    }
+
+    /// The venue symbols this feed serves: `symbols` if set, else every
+    /// instrument of the venue, in registry order.
+    pub fn resolved_symbols(&self, reg: &InstrumentRegistry) -> Vec<String> {
+        match &self.symbols {
+            Some(s) => s.iter().map(|x| x.to_ascii_uppercase()).collect(),
+            None => reg
+                .of_venue(&self.venue)
+                .map(|i| i.symbol.clone())
+                .collect(),
+        }
+    }
+
+    /// The parsed `url`.
+    ///
+    /// # Errors
+    /// An unsupported or malformed URL.
+    pub fn endpoint(&self) -> Result<FeedEndpoint, String> {
+        FeedEndpoint::parse(&self.url)
+    }
+}
+
+/// `[feeds.sim]`: the deterministic simulated market.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimConfig {
@@ -729,6 +1006,11 @@ pub struct JournalSection {
     pub every_n: u64,
     /// Policy on append failure.
     pub on_error: JournalOnError,
+    /// Also keep the event journal (audit trail of decisions and alerts).
+    pub events_enabled: bool,
+    /// Event journal directory. `tickwire run --journal-dir DIR` sets it to
+    /// `DIR/events`.
+    pub events_dir: PathBuf,
 }
 
 impl Default for JournalSection {
@@ -742,6 +1024,49 @@ impl Default for JournalSection {
             interval_ms: 100,
             every_n: 4096,
             on_error: JournalOnError::Continue,
+            events_enabled: true,
+            events_dir: PathBuf::from("data/events"),
+        }
+    }
+}
+
+/// `[signal]`: the signal/risk/paper-trading stage (see `docs/SIGNALS.md`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalConfig {
+    /// Signals weaker than this (strength in [0, 1]) are rejected with rule
+    /// `threshold`; a strategy's own `threshold` overrides it.
+    pub threshold: f64,
+    /// Compute indicator values the strategies need from bar closes when
+    /// the kernel does not supply them.
+    pub local_indicators: bool,
+    /// A signal against the open position also closes it (the order is
+    /// the sized quantity plus the position), so positions flip.
+    pub reverse_on_opposite: bool,
+    /// Seconds of event time between periodic portfolio snapshots; 0 = only
+    /// on fills and kill-switch trips.
+    pub snapshot_interval_secs: u64,
+    /// Seconds of event time between equity-curve samples.
+    pub equity_sample_secs: u64,
+    /// Equity-curve samples kept in memory (fixed ring).
+    pub equity_curve_capacity: usize,
+    /// Trades kept in memory (fixed ring; the full log is the fill events).
+    pub trade_log_capacity: usize,
+    /// The strategies, run together.
+    pub strategies: Vec<StrategyConfig>,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.2,
+            local_indicators: true,
+            reverse_on_opposite: true,
+            snapshot_interval_secs: 60,
+            equity_sample_secs: 1,
+            equity_curve_capacity: 86_400,
+            trade_log_capacity: 4_096,
+            strategies: StrategyConfig::defaults(),
         }
     }
 }
@@ -755,6 +1080,371 @@ pub struct FaultsConfig {
     pub feed_stall_ms: u64,
     /// ...after this many frames.
     pub feed_stall_after_frames: u64,
+}
+
+/// Built-in strategy kinds.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKindConfig {
+    /// Fast/slow moving-average crossover (`fast`, `slow`, `ma`,
+    /// `full_strength_pct`).
+    MaCrossover,
+    /// RSI mean reversion (`period`, `oversold`, `overbought`).
+    RsiReversion,
+    /// Bollinger breakout/reversion (`period`, `k`, `mode`).
+    Bollinger,
+}
+
+impl StrategyKindConfig {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MaCrossover => "ma_crossover",
+            Self::RsiReversion => "rsi_reversion",
+            Self::Bollinger => "bollinger",
+        }
+    }
+}
+
+/// Order type a strategy's signals become.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderTypeConfig {
+    /// Market order.
+    #[default]
+    Market,
+    /// Limit order at the signal price improved by `limit_offset_bps`.
+    Limit,
+}
+
+/// `[[signal.strategies]]`: one strategy. Parameters that do not apply to
+/// the kind are errors.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    /// Unique name (appears in signal events).
+    pub name: String,
+    /// Kind.
+    pub kind: StrategyKindConfig,
+    /// Bar window (one of `kernel.windows`); absent = the first window.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// Instruments (`VENUE:SYMBOL`) it trades; empty = all.
+    #[serde(default)]
+    pub instruments: Vec<String>,
+    /// Also evaluate provisional (still forming) bars.
+    #[serde(default)]
+    pub on_provisional: bool,
+    /// Own signal threshold (overrides `signal.threshold`).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Orders are market or limit.
+    #[serde(default)]
+    pub order_type: OrderTypeConfig,
+    /// Limit orders: price improvement from the signal price, bps.
+    #[serde(default)]
+    pub limit_offset_bps: f64,
+    /// MA crossover: fast period (default 12).
+    #[serde(default)]
+    pub fast: Option<u16>,
+    /// MA crossover: slow period (default 26).
+    #[serde(default)]
+    pub slow: Option<u16>,
+    /// MA crossover: `"sma"` or `"ema"` (default ema).
+    #[serde(default)]
+    pub ma: Option<String>,
+    /// MA crossover: swing (% of the slow MA) that gives strength 1
+    /// (default 0.1).
+    #[serde(default)]
+    pub full_strength_pct: Option<f64>,
+    /// RSI period (default 14) or Bollinger period (default 20).
+    #[serde(default)]
+    pub period: Option<u16>,
+    /// RSI: oversold level (default 30).
+    #[serde(default)]
+    pub oversold: Option<f64>,
+    /// RSI: overbought level (default 70).
+    #[serde(default)]
+    pub overbought: Option<f64>,
+    /// Bollinger: standard deviations (default 2.0).
+    #[serde(default)]
+    pub k: Option<f64>,
+    /// Bollinger: `"breakout"` or `"reversion"` (default breakout).
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+impl StrategyConfig {
+    fn base(name: &str, kind: StrategyKindConfig) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            window: None,
+            instruments: Vec::new(),
+            on_provisional: false,
+            threshold: None,
+            order_type: OrderTypeConfig::Market,
+            limit_offset_bps: 0.0,
+            fast: None,
+            slow: None,
+            ma: None,
+            full_strength_pct: None,
+            period: None,
+            oversold: None,
+            overbought: None,
+            k: None,
+            mode: None,
+        }
+    }
+
+    /// The three shipped strategies.
+    pub fn defaults() -> Vec<Self> {
+        vec![
+            Self {
+                fast: Some(12),
+                slow: Some(26),
+                ma: Some("ema".into()),
+                full_strength_pct: Some(0.1),
+                ..Self::base("ema_cross", StrategyKindConfig::MaCrossover)
+            },
+            Self {
+                period: Some(14),
+                oversold: Some(30.0),
+                overbought: Some(70.0),
+                ..Self::base("rsi_reversion", StrategyKindConfig::RsiReversion)
+            },
+            Self {
+                period: Some(20),
+                k: Some(2.0),
+                mode: Some("breakout".into()),
+                ..Self::base("bb_breakout", StrategyKindConfig::Bollinger)
+            },
+        ]
+    }
+}
+
+/// `[risk]`: pre-trade limits. A value that reaches its limit rejects;
+/// 0 (or an absent entry) disables a limit.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// Per-instrument position limit (`"VENUE:SYMBOL" = "quantity"`).
+    pub max_position: std::collections::BTreeMap<String, String>,
+    /// Largest position notional as % of equity; 0 = off.
+    pub max_concentration_pct: f64,
+    /// Largest order notional (account currency, decimal); "0" = off.
+    pub max_order_notional: String,
+    /// Most orders open at once (also the broker's order table size).
+    pub max_open_orders: usize,
+    /// Today's loss (account currency) that trips the kill switch; "0" = off.
+    pub max_daily_loss: String,
+    /// Re-arm the kill switch at the next UTC day (else only by operator).
+    pub kill_switch_auto_reset: bool,
+    /// Reject when the instrument's last tick is this old (event time, ms);
+    /// 0 = off.
+    pub stale_after_ms: u64,
+    /// Allow orders while the instrument's market is closed.
+    pub allow_when_closed: bool,
+    /// Allow orders in pre-market and after-hours sessions.
+    pub allow_extended_hours: bool,
+    /// Most orders per instrument within `rate_window_secs`; 0 = off.
+    pub max_orders_per_window: usize,
+    /// Rate-limit window, seconds of event time.
+    pub rate_window_secs: u64,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        Self {
+            max_position: [("SIM:BTCUSDT", "1"), ("SIM:ETHUSDT", "20")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            max_concentration_pct: 50.0,
+            max_order_notional: "25000".into(),
+            max_open_orders: 16,
+            max_daily_loss: "5000".into(),
+            kill_switch_auto_reset: false,
+            stale_after_ms: 5_000,
+            allow_when_closed: false,
+            allow_extended_hours: false,
+            max_orders_per_window: 10,
+            rate_window_secs: 60,
+        }
+    }
+}
+
+/// How orders are sized.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SizingMode {
+    /// `broker.quantity` units of every instrument.
+    FixedQuantity,
+    /// `broker.notional` worth at the current price (rounded down to the
+    /// instrument's size precision).
+    #[default]
+    FixedNotional,
+    /// `broker.equity_pct` % of equity worth.
+    EquityPct,
+}
+
+/// `[broker]`: the paper broker and account.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Starting cash (account currency, decimal).
+    pub initial_cash: String,
+    /// Slippage on taker fills, basis points.
+    pub slippage_bps: f64,
+    /// Taker fee, basis points.
+    pub taker_fee_bps: f64,
+    /// Maker fee, basis points.
+    pub maker_fee_bps: f64,
+    /// Orders still open after this many seconds (event time) expire.
+    pub order_ttl_secs: u64,
+    /// Sizing mode.
+    pub sizing: SizingMode,
+    /// `fixed_quantity`: quantity (decimal, instrument size precision).
+    pub quantity: String,
+    /// `fixed_notional`: notional per order (account currency).
+    pub notional: String,
+    /// `equity_pct`: percent of equity per order.
+    pub equity_pct: f64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            initial_cash: "100000".into(),
+            slippage_bps: 1.0,
+            taker_fee_bps: 10.0,
+            maker_fee_bps: 2.0,
+            order_ttl_secs: 60,
+            sizing: SizingMode::FixedNotional,
+            quantity: "0.01".into(),
+            notional: "1000".into(),
+            equity_pct: 1.0,
+        }
+    }
+}
+
+/// Calendar kind.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CalendarKind {
+    /// Always open (24/7).
+    #[default]
+    Continuous,
+    /// Sessions in a time zone, Monday to Friday, holidays, early closes.
+    Exchange,
+}
+
+/// `[[calendars]]`: when the venues listed trade.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarConfig {
+    /// Name (appears in `market_status` events).
+    pub name: String,
+    /// Kind.
+    pub kind: CalendarKind,
+    /// Venues (instrument prefixes) this calendar applies to.
+    pub venues: Vec<String>,
+    /// IANA time zone of the session times.
+    pub timezone: String,
+    /// Regular session open, local `HH:MM`.
+    pub regular_open: String,
+    /// Regular session close, local `HH:MM`.
+    pub regular_close: String,
+    /// Pre-market open (extended hours), local; absent = none.
+    pub pre_market_open: Option<String>,
+    /// After-hours close (extended hours), local; absent = none.
+    pub after_hours_close: Option<String>,
+    /// Regular close on early-close days, local.
+    pub early_close: Option<String>,
+    /// After-hours close on early-close days, local.
+    pub early_after_hours_close: Option<String>,
+    /// Full-day closures, `YYYY-MM-DD` (update yearly).
+    pub holidays: Vec<String>,
+    /// Early-close days, `YYYY-MM-DD` (update yearly).
+    pub early_closes: Vec<String>,
+    /// First year expanded into the session table.
+    pub first_year: i32,
+    /// Last year expanded (outside the years the market is closed).
+    pub last_year: i32,
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            kind: CalendarKind::Continuous,
+            venues: Vec::new(),
+            timezone: "UTC".into(),
+            regular_open: "09:30".into(),
+            regular_close: "16:00".into(),
+            pre_market_open: None,
+            after_hours_close: None,
+            early_close: None,
+            early_after_hours_close: None,
+            holidays: Vec::new(),
+            early_closes: Vec::new(),
+            first_year: 2015,
+            last_year: 2035,
+        }
+    }
+}
+
+impl CalendarConfig {
+    /// The shipped calendars: crypto 24/7 and US equities (NYSE hours,
+    /// NYSE 2026–2027 holidays and early closes).
+    pub fn defaults() -> Vec<Self> {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        vec![
+            Self {
+                name: "crypto".into(),
+                kind: CalendarKind::Continuous,
+                venues: s(&["SIM", "BINANCE", "BYBIT", "COINBASE", "KRAKEN"]),
+                ..Self::default()
+            },
+            Self {
+                name: "us_equities".into(),
+                kind: CalendarKind::Exchange,
+                venues: s(&["POLYGON", "NYSE", "NASDAQ"]),
+                timezone: "America/New_York".into(),
+                regular_open: "09:30".into(),
+                regular_close: "16:00".into(),
+                pre_market_open: Some("04:00".into()),
+                after_hours_close: Some("20:00".into()),
+                early_close: Some("13:00".into()),
+                early_after_hours_close: Some("17:00".into()),
+                holidays: s(&[
+                    "2026-01-01",
+                    "2026-01-19",
+                    "2026-02-16",
+                    "2026-04-03",
+                    "2026-05-25",
+                    "2026-06-19",
+                    "2026-07-03",
+                    "2026-09-07",
+                    "2026-11-26",
+                    "2026-12-25",
+                    "2027-01-01",
+                    "2027-01-18",
+                    "2027-02-15",
+                    "2027-03-26",
+                    "2027-05-31",
+                    "2027-06-18",
+                    "2027-07-05",
+                    "2027-09-06",
+                    "2027-11-25",
+                    "2027-12-24",
+                ]),
+                early_closes: s(&["2026-11-27", "2026-12-24", "2027-11-26"]),
+                first_year: 2015,
+                last_year: 2035,
+            },
+        ]
+    }
 }
 
 /// Most bar windows a kernel supports.
@@ -815,6 +1505,14 @@ impl EngineConfig {
     /// # Errors
     /// Syntax error, unknown key, or an invalid value.
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        if let Ok(v) = text.parse::<toml::Table>()
+            && v.contains_key("feed")
+        {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: "the [feed] section was replaced by a [[feeds]] list: rename [feed] to [[feeds]] and [feed.sim] to [feeds.sim], and set `url` (see config/default.toml)".into(),
+            });
+        }
         let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
@@ -835,15 +1533,6 @@ impl EngineConfig {
             ));
         }
         let reg = self.registry()?;
-        if reg.of_venue(&self.feed.venue).next().is_none() {
-            return Err(invalid(
-                "feed.venue",
-                format!(
-                    "no instrument uses venue '{}'; add [[instruments]] named {}:SYMBOL",
-                    self.feed.venue, self.feed.venue
-                ),
-            ));
-        }
         for (i, inst) in self.instruments.iter().enumerate() {
             if let Some(p) = &inst.sim_price {
                 match parse_scaled(p, inst.price_precision) {
@@ -860,18 +1549,17 @@ impl EngineConfig {
                 }
             }
         }
-        let sim = &self.feed.sim;
-        if !(sim.rate >= 0.0 && sim.rate.is_finite()) {
-            return Err(invalid(
-                "feed.sim.rate",
-                "must be ≥ 0 (0 = as fast as possible)",
-            ));
+        if self.feeds.is_empty() {
+            return Err(invalid("feeds", "at least one [[feeds]] entry is required"));
         }
-        if !(0.0..=1.0).contains(&sim.trade_ratio) {
-            return Err(invalid("feed.sim.trade_ratio", "must be between 0 and 1"));
-        }
-        if sim.start_ns < 0 {
-            return Err(invalid("feed.sim.start_ns", "must be ≥ 0 (0 = now)"));
+        for (i, f) in self.feeds.iter().enumerate() {
+            f.validate(i, &reg)?;
+            if self.feeds[..i].iter().any(|g| g.name == f.name) {
+                return Err(invalid(
+                    format!("feeds[{i}].name"),
+                    format!("feed name '{}' is used twice; names must be unique", f.name),
+                ));
+            }
         }
         let p = &self.pipeline;
         if p.ring_capacity < 2 || p.ring_capacity > (1 << 26) {
@@ -905,6 +1593,28 @@ impl EngineConfig {
         self.window_ns()?;
         self.registry()?;
         self.kernel_setup()?;
+        self.validate_calendars()?;
+        crate::signal::SignalStage::check_config(self, &reg)?;
+        Ok(())
+    }
+
+    /// Checks `[[calendars]]` without expanding them (the signal stage
+    /// checks its own sections when it is built).
+    fn validate_calendars(&self) -> Result<(), ConfigError> {
+        for (i, c) in self.calendars.iter().enumerate() {
+            if c.name.trim().is_empty() {
+                return Err(invalid(
+                    format!("calendars[{i}].name"),
+                    "give the calendar a name",
+                ));
+            }
+            if self.calendars[..i].iter().any(|o| o.name == c.name) {
+                return Err(invalid(
+                    format!("calendars[{i}].name"),
+                    format!("'{}' is used twice", c.name),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -1230,12 +1940,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("twice"), "{e}");
-        let e = parse("[feed.sim]\ntrade_ratio = 2.0\n")
+        let e = parse("[[feeds]]\n[feeds.sim]\ntrade_ratio = 2.0\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("feed.sim.trade_ratio"), "{e}");
-        let e = parse("[feed]\nvenue = \"NOPE\"\n").unwrap_err().to_string();
-        assert!(e.contains("feed.venue"), "{e}");
+        assert!(e.contains("feeds[0].sim.trade_ratio"), "{e}");
+        let e = parse("[[feeds]]\nvenue = \"NOPE\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("feeds[0].venue"), "{e}");
         let e = parse(
             "[[instruments]]\nsymbol = \"SIM:X\"\nprice_precision = 2\nsize_precision = 2\nsim_price = \"1.234\"\n",
         )
@@ -1347,6 +2059,130 @@ constituents = [{ symbol = "SIM:BTCUSDT", weight = 0.6 }, { symbol = "sim:ethusd
             .unwrap_err()
             .to_string();
         assert!(e.contains("loud") || e.contains("severity"), "{e}");
+    }
+
+    #[test]
+    fn signal_sections_are_validated() {
+        let err = |t: &str| parse(t).unwrap_err().to_string();
+        let e = err("[[signal.strategies]]\nname = \"x\"\nkind = \"rsi_reversion\"\nfast = 3\n");
+        assert!(e.contains("signal.strategies[0].fast"), "{e}");
+        let e = err("[[signal.strategies]]\nname = \"x\"\nkind = \"bollinger\"\nwindow = \"7m\"\n");
+        assert!(e.contains("signal.strategies[0].window"), "{e}");
+        let e = err(
+            "[[signal.strategies]]\nname = \"x\"\nkind = \"ma_crossover\"\nfast = 30\nslow = 10\n",
+        );
+        assert!(e.contains("signal.strategies[0].fast"), "{e}");
+        let e = err("[[signal.strategies]]\nname = \"x\"\nkind = \"nope\"\n");
+        assert!(e.contains("nope"), "{e}");
+        let e = err("[signal]\nthreshold = 1.5\n");
+        assert!(e.contains("signal.threshold"), "{e}");
+        let e = err("[signal]\nbogus = 1\n");
+        assert!(e.contains("bogus"), "{e}");
+        let e = err("[risk]\nmax_open_orders = 0\n");
+        assert!(e.contains("risk.max_open_orders"), "{e}");
+        let e = err("[risk.max_position]\n\"SIM:BTCUSDT\" = \"0.000001\"\n");
+        assert!(e.contains("risk.max_position"), "{e}");
+        let e = err("[broker]\ninitial_cash = \"abc\"\n");
+        assert!(e.contains("broker.initial_cash"), "{e}");
+        let e = err("[[calendars]]\nname = \"x\"\nkind = \"exchange\"\ntimezone = \"Mars/Base\"\n");
+        assert!(e.contains("calendars") && e.contains("Mars/Base"), "{e}");
+        let e = err("[[calendars]]\nname = \"x\"\nkind = \"exchange\"\nregular_open = \"9:30\"\n");
+        assert!(e.contains("HH:MM"), "{e}");
+        // A valid custom setup loads.
+        let c = parse(
+            "[[signal.strategies]]\nname = \"s\"\nkind = \"ma_crossover\"\nma = \"sma\"\nfast = 5\nslow = 20\nwindow = \"5m\"\norder_type = \"limit\"\nlimit_offset_bps = 2.5\n[broker]\nsizing = \"equity_pct\"\nequity_pct = 2.0\n",
+        )
+        .unwrap();
+        assert_eq!(c.signal.strategies.len(), 1);
+        assert_eq!(c.broker.sizing, SizingMode::EquityPct);
+    }
+
+    #[test]
+    fn feeds_list_parses_and_validates() {
+        let c = parse(
+            r#"
+[[feeds]]
+name = "a"
+url = "sim://"
+[feeds.sim]
+rate = 5.0
+[[feeds]]
+name = "b"
+adapter = "binance_usdm"
+url = "wss://fstream.binance.com/stream"
+symbols = ["btcusdt"]
+channels = ["aggTrade"]
+api_key_env = "X_KEY"
+stale_after_ms = 0
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.feeds.len(), 2);
+        assert_eq!(c.feeds[0].endpoint(), Ok(FeedEndpoint::Sim));
+        assert_eq!(c.feeds[0].sim.rate, 5.0);
+        assert_eq!(c.feeds[1].adapter, AdapterKind::BinanceUsdm);
+        assert_eq!(
+            c.feeds[1].endpoint(),
+            Ok(FeedEndpoint::WebSocket {
+                url: "wss://fstream.binance.com/stream".into(),
+                tls: true
+            })
+        );
+        let reg = c.registry().unwrap();
+        assert_eq!(c.feeds[1].resolved_symbols(&reg), vec!["BTCUSDT"]);
+        assert_eq!(
+            c.feeds[0].resolved_symbols(&reg),
+            vec!["BTCUSDT", "ETHUSDT"]
+        );
+        assert_eq!(
+            FeedEndpoint::parse("feedsims://127.0.0.1:9443"),
+            Ok(FeedEndpoint::FeedSim {
+                listen: "127.0.0.1:9443".parse().unwrap(),
+                tls: true
+            })
+        );
+
+        let cases: &[(&str, &str)] = &[
+            (
+                "[[feeds]]\nname = \"x\"\n[[feeds]]\nname = \"x\"\n",
+                "feeds[1].name",
+            ),
+            ("[[feeds]]\nurl = \"http://x\"\n", "feeds[0].url"),
+            (
+                "[[feeds]]\nurl = \"feedsim://localhost:1\"\n",
+                "feeds[0].url",
+            ),
+            (
+                "[[feeds]]\nurl = \"sim://\"\nadapter = \"coinbase\"\n",
+                "feeds[0].url",
+            ),
+            ("[[feeds]]\nsymbols = [\"DOGEUSDT\"]\n", "feeds[0].symbols"),
+            ("[[feeds]]\nsymbols = []\n", "feeds[0].symbols"),
+            (
+                "[[feeds]]\napi_key_env = \"K=abc\"\n",
+                "feeds[0].api_key_env",
+            ),
+            (
+                "[[feeds]]\nmax_frame_bytes = 10\n",
+                "feeds[0].max_frame_bytes",
+            ),
+            (
+                "[[feeds]]\nbackoff_initial_ms = 10\nbackoff_max_ms = 5\n",
+                "feeds[0].backoff_max_ms",
+            ),
+            (
+                "[[feeds]]\nbreaker_failures = 0\n",
+                "feeds[0].breaker_failures",
+            ),
+            ("[[feeds]]\nadapter = \"kraken\"\n", "kraken"),
+            ("feeds = []\n", "feeds"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?} → {e}");
+        }
+        let e = parse("[feed]\nvenue = \"SIM\"\n").unwrap_err().to_string();
+        assert!(e.contains("[[feeds]]") && e.contains("test.toml"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Assembles an engine from an [`EngineConfig`]: registry, source, adapter,
-//! stages, pipeline, telemetry reporting. `tickwire run` is a thin wrapper
+//! Assembles an engine from an [`EngineConfig`]: registry, feeds (sources,
+//! adapters, in-process feedsims), stages, pipeline, telemetry reporting. `tickwire run` is a thin wrapper
 //! around [`Engine::run`].
 
 use std::sync::Arc;
@@ -9,27 +9,219 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::clock::Clock;
-use crate::config::{ConfigError, EngineConfig, SourceKind};
+use crate::config::{ConfigError, EngineConfig, FeedEndpoint};
 use crate::fanout::{EventSink, FanoutStage};
-use crate::feed::FeedStage;
-use crate::feed::binance::BinanceAdapter;
+use crate::feed::multi::MultiSource;
 use crate::feed::sim::SimSource;
+use crate::feed::ws::{WsConnSpec, WsSource};
+use crate::feed::{AdapterParams, FeedStage, FeedStream, FrameSource, make_adapter};
+use crate::feedsim::{FeedSim, FeedSimConfig, Pace, Venue};
 use crate::instruments::InstrumentRegistry;
+use crate::journal::events::EventJournalSink;
 use crate::journal::ticks::TickJournal;
 use crate::kernel::IndicatorKernel;
 use crate::pipeline::{Pipeline, Stages, collect_finished};
 use crate::signal::SignalStage;
 use crate::telemetry::{Percentiles, Telemetry, fmt_ns, new_histogram};
 
-/// Builds the four stages for `cfg` with the given fan-out sinks, and opens
-/// (creating or recovering) the tick journal when it is enabled.
+/// API keys by feed name, read by the binary from the environment
+/// variables named in config (`api_key_env`). Never printed: `Debug` shows
+/// only the feed names.
+#[derive(Clone, Default)]
+pub struct FeedSecrets {
+    keys: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for FeedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedSecrets")
+            .field(
+                "feeds",
+                &self.keys.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl FeedSecrets {
+    /// No keys.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the key of feed `feed`.
+    pub fn insert(&mut self, feed: &str, key: String) {
+        self.keys.retain(|(n, _)| n != feed);
+        self.keys.push((feed.to_string(), key));
+    }
+
+    /// The key of feed `feed`, if any.
+    pub fn get(&self, feed: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|(n, _)| n == feed)
+            .map(|(_, k)| k.as_str())
+    }
+}
+
+/// Builds the four stages for `cfg` with the given fan-out sinks (no API
+/// keys), and opens (creating or recovering) the tick journal when it is
+/// enabled. See [`build_stages_with_secrets`].
 ///
 /// # Errors
-/// Invalid configuration, or a journal that cannot be opened.
+/// Invalid configuration, a feed that cannot be set up, or a journal that
+/// cannot be opened.
 pub fn build_stages(
     cfg: &EngineConfig,
     clock: Clock,
     sinks: Vec<Box<dyn EventSink>>,
+) -> Result<(Stages, Arc<InstrumentRegistry>), String> {
+    build_stages_with_secrets(cfg, clock, sinks, &FeedSecrets::default())
+}
+
+fn feed_err(i: usize, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: format!("feeds[{i}].{key}"),
+        message: message.into(),
+    }
+}
+
+/// Builds the feed source (simulators, one WebSocket source for every
+/// ws/wss/feedsim feed, combined) and one stream per `[[feeds]]` entry.
+///
+/// # Errors
+/// An adapter not built in, a bad URL or CA file, a feedsim that cannot
+/// start, or a poller that cannot be created.
+pub fn build_feed(
+    cfg: &EngineConfig,
+    registry: &Arc<InstrumentRegistry>,
+    clock: Clock,
+    secrets: &FeedSecrets,
+) -> Result<(Box<dyn FrameSource>, Vec<FeedStream>), ConfigError> {
+    let prices: Vec<(String, String)> = cfg
+        .instruments
+        .iter()
+        .filter_map(|i| i.sim_price.clone().map(|p| (i.symbol.clone(), p)))
+        .collect();
+    // (source, its stream → stage stream map)
+    let mut sims: Vec<(Box<dyn FrameSource>, Vec<u32>)> = Vec::new();
+    let mut ws_map: Vec<u32> = Vec::new();
+    let mut specs = Vec::new();
+    let mut feedsims = Vec::new();
+    let mut streams = Vec::new();
+    for (i, f) in cfg.feeds.iter().enumerate() {
+        let symbols = f.resolved_symbols(registry);
+        let params = AdapterParams {
+            venue: f.venue.clone(),
+            symbols: symbols.clone(),
+            channels: f.channels.clone(),
+            api_key: secrets.get(&f.name).map(str::to_string),
+        };
+        let adapter = make_adapter(f.adapter, registry.clone(), &params)
+            .map_err(|e| feed_err(i, "adapter", e.to_string()))?;
+        let keepalive = adapter.keepalive();
+        let venue_id = registry.venue_id(&f.venue);
+        let instruments = symbols
+            .iter()
+            .filter_map(|s| venue_id.and_then(|v| registry.lookup(v, s.as_bytes())))
+            .collect();
+        let endpoint = f.endpoint().map_err(|m| feed_err(i, "url", m))?;
+        let stream = i as u32;
+        match endpoint {
+            FeedEndpoint::Sim => {
+                // Only this feed's symbols: a registry holding just them.
+                let mut sub = InstrumentRegistry::new();
+                for inst in registry.of_venue(&f.venue) {
+                    if symbols.iter().any(|s| s.eq_ignore_ascii_case(&inst.symbol)) {
+                        let _ = sub.add(&inst.key, inst.price_precision, inst.size_precision, None);
+                    }
+                }
+                sims.push((
+                    Box::new(SimSource::new(&sub, &f.venue, &prices, f.sim.clone())),
+                    vec![stream],
+                ));
+            }
+            FeedEndpoint::WebSocket { url, .. } => {
+                let local = ws_map.len() as u32;
+                ws_map.push(stream);
+                let mut spec = WsConnSpec::from_feed_config(f, local, &url, None)
+                    .map_err(|e| feed_err(i, "url", e.to_string()))?;
+                spec.keepalive = keepalive;
+                specs.push(spec);
+            }
+            FeedEndpoint::FeedSim { listen, tls } => {
+                let venue = Venue::for_adapter(f.adapter);
+                let mut sc = FeedSimConfig::new(venue);
+                sc.listen = listen;
+                sc.tls = tls;
+                sc.symbols =
+                    FeedSimConfig::symbols_from_registry(registry, &f.venue, &symbols, &prices);
+                sc.sim = f.sim.clone();
+                sc.messages = f.sim.messages;
+                sc.pace = if f.sim.rate > 0.0 && f.sim.paced {
+                    Pace::Rate(f.sim.rate)
+                } else {
+                    Pace::Max
+                };
+                let sim = FeedSim::start(sc).map_err(|e| feed_err(i, "url", e.to_string()))?;
+                let local = ws_map.len() as u32;
+                ws_map.push(stream);
+                let mut spec = WsConnSpec::from_feed_config(
+                    f,
+                    local,
+                    &sim.url(),
+                    sim.cert_pem().map(str::as_bytes),
+                )
+                .map_err(|e| feed_err(i, "url", e.to_string()))?;
+                spec.keepalive = keepalive;
+                tracing::info!(feed = %f.name, url = %sim.url(), venue = venue.as_str(), "started in-process feedsim");
+                specs.push(spec);
+                feedsims.push(sim);
+            }
+        }
+        streams.push(FeedStream {
+            name: f.name.clone(),
+            adapter,
+            instruments,
+        });
+    }
+    if !specs.is_empty() {
+        let seed = cfg.feeds.first().map_or(1, |f| f.sim.seed);
+        let mut ws = WsSource::new(specs, clock, seed).map_err(|e| ConfigError::Invalid {
+            key: "feeds".into(),
+            message: e.to_string(),
+        })?;
+        for s in feedsims {
+            ws.attach(Box::new(s));
+        }
+        sims.push((Box::new(ws), ws_map));
+    }
+    let identity = |m: &[u32]| m.iter().enumerate().all(|(i, g)| *g == i as u32);
+    let source: Box<dyn FrameSource> = if sims.len() == 1 && identity(&sims[0].1) {
+        sims.pop()
+            .map(|(s, _)| s)
+            .ok_or_else(|| ConfigError::Invalid {
+                key: "feeds".into(),
+                message: "no feed".into(),
+            })?
+    } else {
+        Box::new(MultiSource::new(sims))
+    };
+    Ok((source, streams))
+}
+
+/// Builds the four stages for `cfg` with the given fan-out sinks; API keys
+/// from `secrets`. Starts in-process feedsims for `feedsim://` feeds (they
+/// live as long as the feed stage) and opens the tick journal when enabled.
+///
+/// # Errors
+/// Invalid configuration (see [`build_feed`]), or a journal that cannot be
+/// opened.
+pub fn build_stages_with_secrets(
+    cfg: &EngineConfig,
+    clock: Clock,
+    sinks: Vec<Box<dyn EventSink>>,
+    secrets: &FeedSecrets,
 ) -> Result<(Stages, Arc<InstrumentRegistry>), String> {
     let registry = Arc::new(cfg.registry().map_err(|e| e.to_string())?);
     // Validate the kernel section before touching the journal directory.
@@ -56,59 +248,58 @@ pub fn build_stages(
     } else {
         None
     };
-    let (source, live): (Box<dyn crate::feed::FrameSource>, bool) = match cfg.feed.source {
-        SourceKind::Sim => {
-            let prices: Vec<(String, String)> = cfg
-                .instruments
-                .iter()
-                .filter_map(|i| i.sim_price.clone().map(|p| (i.symbol.clone(), p)))
-                .collect();
-            (
-                Box::new(SimSource::new(
-                    &registry,
-                    &cfg.feed.venue,
-                    &prices,
-                    cfg.feed.sim.clone(),
-                )),
-                // Unpaced simulation runs event time far ahead of the wall
-                // clock: its bars close by the event-time watermark only,
-                // which keeps runs deterministic.
-                cfg.feed.sim.paced,
-            )
+    let mut sinks = sinks;
+    if cfg.journal.enabled && cfg.journal.events_enabled {
+        let (ej, rep) = EventJournalSink::open(&cfg.journal.events_dir, &cfg.journal, cfg)?;
+        if !rep.is_clean() {
+            tracing::warn!(dir = %cfg.journal.events_dir.display(), bytes_cut = rep.bytes_cut, "event journal recovered after an unclean stop");
         }
-    };
-    let adapter = Box::new(BinanceAdapter::new(registry.clone(), &cfg.feed.venue));
-    let stages = build_stages_with(cfg, &registry, clock, source, adapter, live, journal, sinks)
-        .map_err(|e| e.to_string())?;
+        sinks.push(Box::new(ej));
+    }
+    let (source, streams) =
+        build_feed(cfg, &registry, clock, secrets).map_err(|e| e.to_string())?;
+    let feed = FeedStage::with_streams(source, streams, clock);
+    let stages = build_stages_with(cfg, &registry, feed, feeds_are_live(cfg), journal, sinks)?;
     Ok((stages, registry))
 }
 
-/// Builds the stages around a given source, adapter and (optional) tick
-/// journal — replays pass `None`. `live` turns on the kernel's wall-clock
-/// timer (bars of quiet symbols close on the wall clock); replays pass
-/// `false` and stay deterministic.
+/// Whether every feed's event time follows the wall clock (venue
+/// WebSockets, paced simulators), so the kernel may close the bars of quiet
+/// symbols on the wall clock. Unpaced simulations run event time far ahead
+/// of the wall clock: their bars close by the event-time watermark only,
+/// which keeps runs deterministic.
+pub fn feeds_are_live(cfg: &EngineConfig) -> bool {
+    !cfg.feeds.is_empty()
+        && cfg.feeds.iter().all(|f| match f.endpoint() {
+            Ok(FeedEndpoint::WebSocket { .. }) => true,
+            Ok(FeedEndpoint::Sim | FeedEndpoint::FeedSim { .. }) => f.sim.paced && f.sim.rate > 0.0,
+            Err(_) => false,
+        })
+}
+
+/// Builds the kernel, signal and fan-out stages around a given feed stage
+/// and (optional) tick journal — replays pass their own feed and `None`.
+/// `live` turns on the kernel's wall-clock timer (see [`feeds_are_live`]);
+/// replays pass `false` and stay deterministic.
 ///
 /// # Errors
-/// Invalid `kernel.*` configuration.
-#[allow(clippy::too_many_arguments)]
+/// Invalid `kernel.*` or signal configuration.
 pub fn build_stages_with(
     cfg: &EngineConfig,
     registry: &Arc<InstrumentRegistry>,
-    clock: Clock,
-    source: Box<dyn crate::feed::FrameSource>,
-    adapter: Box<dyn crate::feed::Adapter>,
+    feed: FeedStage,
     live: bool,
     journal: Option<TickJournal>,
     sinks: Vec<Box<dyn EventSink>>,
-) -> Result<Stages, ConfigError> {
-    let mut setup = cfg.kernel_setup()?;
+) -> Result<Stages, String> {
+    let mut setup = cfg.kernel_setup().map_err(|e| e.to_string())?;
     setup.wall_timer = live;
     Ok(Stages {
-        feed: FeedStage::new(source, adapter, clock),
+        feed,
         journal,
         journal_on_error: cfg.journal.on_error,
         kernel: IndicatorKernel::new(registry, &setup),
-        signal: SignalStage::new(registry),
+        signal: SignalStage::new(cfg, registry).map_err(|e| e.to_string())?,
         fanout: FanoutStage::new(registry, sinks),
     })
 }
@@ -140,6 +331,10 @@ pub struct RunSummary {
     pub ring_full: u64,
     /// Drops, all rings.
     pub drops: u64,
+    /// Feed reconnects (after drops, stale feeds, rotations).
+    pub reconnects: u64,
+    /// Sequence gaps reported by adapters.
+    pub gaps: u64,
     /// CPU time per thread (feed, kernel, signal, fan-out), ns.
     pub thread_cpu_ns: [u64; 4],
     /// Per-stage percentiles, in [`STAGE_NAMES`] order.
@@ -164,6 +359,12 @@ impl RunSummary {
             self.ring_full,
             self.drops
         );
+        if self.reconnects > 0 || self.gaps > 0 {
+            s.push_str(&format!(
+                "  feeds: {} reconnects, {} sequence gaps\n",
+                self.reconnects, self.gaps
+            ));
+        }
         s.push_str("  stage      count        p50        p99      p99.9        max\n");
         for (name, p) in &self.stages {
             s.push_str(&format!(
@@ -238,6 +439,7 @@ impl std::fmt::Debug for RunOptions<'_> {
 #[derive(Debug)]
 pub struct Engine {
     cfg: EngineConfig,
+    secrets: FeedSecrets,
 }
 
 impl Engine {
@@ -246,8 +448,16 @@ impl Engine {
     /// # Errors
     /// Invalid configuration.
     pub fn new(cfg: EngineConfig) -> Result<Self, ConfigError> {
+        Self::with_secrets(cfg, FeedSecrets::default())
+    }
+
+    /// An engine for `cfg` (validated) with API keys for its feeds.
+    ///
+    /// # Errors
+    /// Invalid configuration.
+    pub fn with_secrets(cfg: EngineConfig, secrets: FeedSecrets) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        Ok(Self { cfg })
+        Ok(Self { cfg, secrets })
     }
 
     /// The configuration.
@@ -286,7 +496,7 @@ impl Engine {
             sample_interval,
         } = opts;
         let clock = Clock::new();
-        let (stages, registry) = build_stages(&self.cfg, clock, sinks)?;
+        let (stages, registry) = build_stages_with_secrets(&self.cfg, clock, sinks, &self.secrets)?;
         let tel = Arc::new(Telemetry::new(registry.len()));
         let started = Instant::now();
         let (pipeline, done_rx) = Pipeline::spawn(
@@ -300,8 +510,13 @@ impl Engine {
         .map_err(|e| format!("cannot start pipeline threads: {e}"))?;
         tracing::info!(
             instruments = registry.len(),
-            source = ?self.cfg.feed.source,
-            venue = %self.cfg.feed.venue,
+            feeds = %self
+                .cfg
+                .feeds
+                .iter()
+                .map(|f| format!("{} ({} {})", f.name, f.adapter.as_str(), f.url))
+                .collect::<Vec<_>>()
+                .join(", "),
             "tickwire running; Ctrl-C stops"
         );
         let mut cumulative: Vec<Histogram<u64>> = (0..N_STAGES).map(|_| new_histogram()).collect();
@@ -351,7 +566,7 @@ impl Engine {
                 let dt = last_log.elapsed().as_secs_f64().max(1e-9);
                 let e2e = Percentiles::of(&since_log[E2E]);
                 tracing::info!(
-                    "stats: {:.0} msg/s, e2e p50 {} p99 {} p99.9 {}, ring max {}/{}/{}, errors {}, ring-full {}, drops {}",
+                    "stats: {:.0} msg/s, e2e p50 {} p99 {} p99.9 {}, ring max {}/{}/{}, errors {}, ring-full {}, drops {}, reconnects {}, gaps {}",
                     (ticks - last_ticks) as f64 / dt,
                     fmt_ns(e2e.p50),
                     fmt_ns(e2e.p99),
@@ -364,6 +579,8 @@ impl Engine {
                         + tel.kernel.ring_full.get()
                         + tel.signal.ring_full.get(),
                     tel.feed.drops.get() + tel.kernel.drops.get() + tel.signal.drops.get(),
+                    tel.feed.reconnects.get(),
+                    tel.feed.gaps.get(),
                 );
                 for h in &mut since_log {
                     h.reset();
@@ -411,6 +628,8 @@ impl Engine {
                 + tel.kernel.ring_full.get()
                 + tel.signal.ring_full.get(),
             drops: tel.feed.drops.get() + tel.kernel.drops.get() + tel.signal.drops.get(),
+            reconnects: tel.feed.reconnects.get(),
+            gaps: tel.feed.gaps.get(),
             thread_cpu_ns: [0, 1, 2, 3].map(|i| tel.thread_cpu_ns[i].get()),
             stages: STAGE_NAMES
                 .iter()

@@ -6,6 +6,9 @@
 //! every variant is made in one place, [`crate::json`].
 
 use crate::instruments::InstrumentId;
+use crate::signal::events::{
+    FillEvent, MarketStatusEvent, OrderEvent, PortfolioEvent, RejectionEvent, SignalEvent,
+};
 use crate::tick::Tick;
 
 /// One event on a post-kernel ring.
@@ -36,18 +39,43 @@ pub enum EventBody {
     Sector(SectorUpdate),
     /// A composite index value.
     Index(IndexUpdate),
+    /// A strategy's signal (signal stage).
+    Signal(SignalEvent),
+    /// A signal turned away by the threshold or a risk rule.
+    SignalRejected(RejectionEvent),
+    /// A paper order: new, filled or expired.
+    Order(OrderEvent),
+    /// A paper fill.
+    Fill(FillEvent),
+    /// A portfolio snapshot.
+    Portfolio(PortfolioEvent),
+    /// A market's session changed (open/close).
+    MarketStatus(MarketStatusEvent),
 }
 
+/// [`Event::instrument`] of events about no instrument.
+pub const NO_INSTRUMENT: InstrumentId = InstrumentId(u32::MAX);
+
 impl Event {
-    /// The instrument the event concerns; `None` for market-wide events
-    /// (movers, sectors, indices).
-    pub fn instrument(&self) -> Option<InstrumentId> {
+    /// The instrument the event concerns; [`NO_INSTRUMENT`]
+    /// (`InstrumentId(u32::MAX)`) for events about no instrument (movers,
+    /// sectors, indices, market status, account snapshots).
+    pub fn instrument(&self) -> InstrumentId {
         match &self.body {
-            EventBody::Tick(t) => Some(t.instrument),
-            EventBody::Bar(b) => Some(b.instrument),
-            EventBody::Indicators(s) => Some(s.instrument),
-            EventBody::Anomaly(a) => Some(a.instrument),
-            EventBody::Movers(_) | EventBody::Sector(_) | EventBody::Index(_) => None,
+            EventBody::Tick(t) => t.instrument,
+            EventBody::Bar(b) => b.instrument,
+            EventBody::Indicators(s) => s.instrument,
+            EventBody::Anomaly(a) => a.instrument,
+            EventBody::Signal(s) => s.instrument,
+            EventBody::SignalRejected(r) => r.signal.instrument,
+            EventBody::Order(o) => o.instrument,
+            EventBody::Fill(f) => f.instrument,
+            EventBody::Portfolio(p) if p.has_position => p.instrument,
+            EventBody::Movers(_)
+            | EventBody::Sector(_)
+            | EventBody::Index(_)
+            | EventBody::Portfolio(_)
+            | EventBody::MarketStatus(_) => NO_INSTRUMENT,
         }
     }
 }
@@ -383,10 +411,9 @@ pub struct IndexUpdate {
     pub value: f64,
 }
 
-// The indicator snapshot (16 header bytes + 16 f64 slots = 144 bytes) is the
-// largest variant; the enum tag fits in its `is_final` niche, so EventBody is
-// 144 bytes and an Event 152 (measured). The bound was 128 with only ticks
-// and bars; it is raised to 192 rather than boxing the snapshot (rings carry
-// plain `Copy` values, no pointers).
+// Raised from 128 for the portfolio snapshot (six exact i128 money fields)
+// and the indicator snapshot (16 header bytes + 16 f64 slots = 144 bytes):
+// events stay Copy and fixed-size (no boxing); one ring slot is at most 192
+// bytes.
 const _: () = assert!(std::mem::size_of::<Event>() <= 192);
 const _: () = assert!(std::mem::size_of::<IndicatorSnapshot>() == 144);

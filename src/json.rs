@@ -11,18 +11,24 @@
 
 use std::io::Write as _;
 
-use crate::config::window_name;
+use crate::config::{ConfigError, EngineConfig, window_name};
 use crate::decimal::format_scaled;
 use crate::event::{
     Anomaly, AnomalyRule, Bar, Event, EventBody, IndexUpdate, IndicatorSnapshot, Movers,
     MoversList, NO_WINDOW, SectorUpdate,
 };
-use crate::instruments::{Instrument, InstrumentRegistry};
+use crate::instruments::{Instrument, InstrumentId, InstrumentRegistry};
 use crate::kernel::{KernelSetup, sector_table};
+use crate::signal::events::{
+    FillEvent, MarketStatusEvent, OrderEvent, OrderType, PortfolioEvent, RejectionEvent, RiskRule,
+    Session, SignalEvent, VALUE_NAMES,
+};
+use crate::signal::money::write_money;
 use crate::tick::{Tick, TickKind, flags};
 
 /// Serialization context: the registry (names, precisions), window names,
-/// indicator slot names, sector and index names.
+/// indicator slot names, sector and index names, and the names of
+/// strategies and calendars that decision events refer to by index.
 #[derive(Debug, Clone)]
 pub struct JsonContext {
     registry: InstrumentRegistry,
@@ -31,6 +37,8 @@ pub struct JsonContext {
     indicator_names: Vec<String>,
     sector_names: Vec<String>,
     index_names: Vec<String>,
+    strategy_names: Vec<String>,
+    calendar_names: Vec<String>,
 }
 
 impl JsonContext {
@@ -56,7 +64,46 @@ impl JsonContext {
                 .map(|i| i.name.clone())
                 .collect(),
             registry,
+            strategy_names: Vec::new(),
+            calendar_names: Vec::new(),
         }
+    }
+
+    /// Adds the strategy and calendar names decision events refer to.
+    pub fn with_decision_names(mut self, strategies: Vec<String>, calendars: Vec<String>) -> Self {
+        self.strategy_names = strategies;
+        self.calendar_names = calendars;
+        self
+    }
+
+    /// The context for an engine config: registry, windows, indicator keys,
+    /// sector and index names, strategy and calendar names.
+    ///
+    /// # Errors
+    /// An invalid instrument, window or `kernel.*` key.
+    pub fn for_config(cfg: &EngineConfig) -> Result<Self, ConfigError> {
+        Ok(
+            Self::for_kernel(cfg.registry()?, &cfg.kernel_setup()?).with_decision_names(
+                cfg.signal
+                    .strategies
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect(),
+                cfg.calendars.iter().map(|c| c.name.clone()).collect(),
+            ),
+        )
+    }
+
+    fn strategy(&self, idx: u8) -> &str {
+        self.strategy_names
+            .get(usize::from(idx))
+            .map_or("?", String::as_str)
+    }
+
+    fn calendar(&self, idx: u8) -> &str {
+        self.calendar_names
+            .get(usize::from(idx))
+            .map_or("?", String::as_str)
     }
 
     /// The registry.
@@ -258,6 +305,175 @@ pub fn write_bar(out: &mut Vec<u8>, ctx: &JsonContext, b: &Bar) {
     out.push(b'}');
 }
 
+fn money_field(out: &mut Vec<u8>, k: &str, v: i128) {
+    key(out, k);
+    out.push(b'"');
+    write_money(out, v);
+    out.push(b'"');
+}
+
+fn inst_head(out: &mut Vec<u8>, ctx: &JsonContext, ty: &str, id: InstrumentId) -> (u8, u8) {
+    let inst = ctx.registry.get(id);
+    head(out, ty, inst);
+    if inst.is_none() {
+        str_field(out, "symbol", &format!("?:{}", id.0));
+    }
+    inst.map_or((0, 0), |i| (i.price_precision, i.size_precision))
+}
+
+fn signal_fields(out: &mut Vec<u8>, ctx: &JsonContext, s: &SignalEvent) {
+    int_field(out, "signal_id", s.id as i64);
+    str_field(out, "strategy", ctx.strategy(s.strategy));
+    str_field(out, "kind", s.kind.as_str());
+    str_field(out, "side", s.side.as_str());
+    float_field(out, "strength", s.strength);
+    str_field(out, "reason", s.reason.as_str());
+}
+
+/// Serializes a strategy signal (`"type":"signal"`).
+pub fn write_signal(out: &mut Vec<u8>, ctx: &JsonContext, s: &SignalEvent) {
+    let (pp, _) = inst_head(out, ctx, "signal", s.instrument);
+    int_field(out, "ts_event", s.ts_ns);
+    signal_fields(out, ctx, s);
+    str_field(out, "window", &ctx.window(s.window_idx, 0));
+    bool_field(out, "final", s.is_final);
+    dec_field(out, "price", s.price, pp);
+    for (name, v) in VALUE_NAMES[s.kind as usize].iter().zip(s.values) {
+        if !name.is_empty() {
+            float_field(out, name, v);
+        }
+    }
+    out.push(b'}');
+}
+
+/// Serializes a rejected signal (`"type":"signal_rejected"`): the signal's
+/// identity, the `rule`, and the measured `value` and `limit` in the rule's
+/// unit (see `docs/SIGNALS.md`).
+pub fn write_rejection(out: &mut Vec<u8>, ctx: &JsonContext, r: &RejectionEvent) {
+    let s = &r.signal;
+    let (pp, sp) = inst_head(out, ctx, "signal_rejected", s.instrument);
+    int_field(out, "ts_event", s.ts_ns);
+    signal_fields(out, ctx, s);
+    str_field(out, "rule", r.rule.as_str());
+    let (v, l) = (r.value.get(), r.limit.get());
+    let clamp = |x: i128| x.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    match r.rule {
+        RiskRule::Threshold | RiskRule::Concentration => {
+            float_field(out, "value", v as f64 / 1e6);
+            float_field(out, "limit", l as f64 / 1e6);
+        }
+        RiskRule::KillSwitch | RiskRule::OrderNotional => {
+            money_field(out, "value", v);
+            money_field(out, "limit", l);
+        }
+        RiskRule::MarketClosed => {
+            let sess = [
+                Session::Closed,
+                Session::PreMarket,
+                Session::Regular,
+                Session::AfterHours,
+                Session::Continuous,
+            ]
+            .into_iter()
+            .find(|x| *x as u8 as i128 == v)
+            .unwrap_or(Session::Closed);
+            str_field(out, "session", sess.as_str());
+        }
+        RiskRule::NoMarketData => int_field(out, "limit", clamp(l)),
+        RiskRule::StaleData | RiskRule::RateLimit | RiskRule::MaxOpenOrders => {
+            int_field(out, "value", clamp(v));
+            int_field(out, "limit", clamp(l));
+        }
+        RiskRule::PositionLimit => {
+            dec_field(out, "value", clamp(v), sp);
+            dec_field(out, "limit", clamp(l), sp);
+        }
+        RiskRule::ZeroQuantity => dec_field(out, "price", clamp(v), pp),
+    }
+    out.push(b'}');
+}
+
+/// Serializes an order event (`"type":"order"`).
+pub fn write_order(out: &mut Vec<u8>, ctx: &JsonContext, o: &OrderEvent) {
+    let (pp, sp) = inst_head(out, ctx, "order", o.instrument);
+    int_field(out, "ts_event", o.ts_ns);
+    int_field(out, "order_id", o.id as i64);
+    int_field(out, "signal_id", o.signal_id as i64);
+    str_field(out, "strategy", ctx.strategy(o.strategy));
+    str_field(out, "side", o.side.as_str());
+    str_field(out, "order_type", o.order_type.as_str());
+    str_field(out, "status", o.status.as_str());
+    dec_field(out, "qty", o.qty, sp);
+    dec_field(out, "filled", o.filled, sp);
+    if o.order_type == OrderType::Limit {
+        dec_field(out, "limit_price", o.limit_price, pp);
+    }
+    out.push(b'}');
+}
+
+/// Serializes a paper fill (`"type":"fill"`).
+pub fn write_fill(out: &mut Vec<u8>, ctx: &JsonContext, f: &FillEvent) {
+    let (pp, sp) = inst_head(out, ctx, "fill", f.instrument);
+    int_field(out, "ts_event", f.ts_ns);
+    int_field(out, "fill_id", f.id as i64);
+    int_field(out, "order_id", f.order_id as i64);
+    str_field(out, "strategy", ctx.strategy(f.strategy));
+    str_field(out, "side", f.side.as_str());
+    dec_field(out, "price", f.price, pp);
+    dec_field(out, "qty", f.qty, sp);
+    dec_field(out, "leaves", f.leaves, sp);
+    str_field(out, "liquidity", f.liquidity.as_str());
+    dec_field(out, "ref_price", f.ref_price, pp);
+    money_field(out, "fee", f.fee.get());
+    money_field(out, "realized_pnl", f.realized.get());
+    dec_field(out, "position", f.position, sp);
+    out.push(b'}');
+}
+
+/// Serializes a portfolio snapshot (`"type":"portfolio"`).
+pub fn write_portfolio(out: &mut Vec<u8>, ctx: &JsonContext, p: &PortfolioEvent) {
+    let sp = if p.has_position {
+        inst_head(out, ctx, "portfolio", p.instrument).1
+    } else {
+        head(out, "portfolio", None);
+        0
+    };
+    int_field(out, "ts_event", p.ts_ns);
+    str_field(out, "trigger", p.trigger.as_str());
+    money_field(out, "cash", p.cash.get());
+    money_field(out, "equity", p.equity.get());
+    money_field(out, "realized_pnl", p.realized.get());
+    money_field(out, "unrealized_pnl", p.unrealized.get());
+    money_field(out, "fees", p.fees.get());
+    money_field(out, "max_drawdown", p.max_drawdown.get());
+    int_field(out, "open_orders", i64::from(p.open_orders));
+    bool_field(out, "kill_switch", p.kill_switch);
+    if p.has_position {
+        dec_field(out, "position", p.position, sp);
+        if p.position != 0 {
+            float_field(out, "avg_price", p.avg_price);
+        }
+    }
+    out.push(b'}');
+}
+
+/// Serializes a market status change (`"type":"market_status"`).
+pub fn write_market_status(out: &mut Vec<u8>, ctx: &JsonContext, m: &MarketStatusEvent) {
+    head(out, "market_status", None);
+    str_field(out, "market", ctx.calendar(m.calendar));
+    int_field(out, "ts_event", m.ts_ns);
+    str_field(out, "status", m.session.as_str());
+    bool_field(out, "open", m.session.is_open());
+    str_field(out, "previous", m.previous.as_str());
+    if m.since_ns != i64::MIN {
+        int_field(out, "since", m.since_ns);
+    }
+    if m.next_change_ns != i64::MAX {
+        int_field(out, "next_change", m.next_change_ns);
+    }
+    out.push(b'}');
+}
+
 /// Serializes an indicator snapshot (`"type":"indicators"`): one key per
 /// defined value, named from the configured periods (`sma_20`, `rsi_14`,
 /// `macd`, `bb_upper`, `avg_volume_20`, `session_vwap`, ...); values not yet
@@ -410,6 +626,12 @@ pub fn write_event(out: &mut Vec<u8>, ctx: &JsonContext, ev: &Event) {
         EventBody::Movers(m) => write_movers(out, ctx, m),
         EventBody::Sector(s) => write_sector(out, ctx, s),
         EventBody::Index(x) => write_index(out, ctx, x),
+        EventBody::Signal(s) => write_signal(out, ctx, s),
+        EventBody::SignalRejected(r) => write_rejection(out, ctx, r),
+        EventBody::Order(o) => write_order(out, ctx, o),
+        EventBody::Fill(f) => write_fill(out, ctx, f),
+        EventBody::Portfolio(p) => write_portfolio(out, ctx, p),
+        EventBody::MarketStatus(m) => write_market_status(out, ctx, m),
     }
 }
 
@@ -627,6 +849,102 @@ mod tests {
         float_field(&mut out, "y", f64::INFINITY);
         out.push(b'}');
         assert_eq!(parse(&out), serde_json::json!({"a":1}));
+    }
+
+    #[test]
+    fn decision_events_match_signals_md() {
+        use crate::signal::events::*;
+        use crate::signal::money::{Amount, MONEY_ONE};
+        let c = ctx().with_decision_names(vec!["ema_cross".into()], vec!["crypto".into()]);
+        let sig = SignalEvent {
+            id: 7,
+            ts_ns: 1_723_161_300_000_000_000,
+            price: 6_184_210,
+            strength: 0.75,
+            values: [61840.5, 61830.25, 0.0],
+            instrument: InstrumentId(0),
+            strategy: 0,
+            kind: StrategyKind::MaCrossover,
+            side: Side::Buy,
+            reason: SignalReason::MaCrossUp,
+            window_idx: 0,
+            is_final: true,
+        };
+        let mut out = Vec::new();
+        write_signal(&mut out, &c, &sig);
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"signal","symbol":"BINANCE:BTCUSDT","ts_event":1723161300000000000i64,
+                "signal_id":7,"strategy":"ema_cross","kind":"ma_crossover","side":"buy","strength":0.75,
+                "reason":"ma_cross_up","window":"1m","final":true,"price":"61842.10","fast":61840.5,"slow":61830.25})
+        );
+        out.clear();
+        let rej = RejectionEvent {
+            signal: sig,
+            rule: RiskRule::PositionLimit,
+            value: Amount::new(150_000),
+            limit: Amount::new(100_000),
+        };
+        write_rejection(&mut out, &c, &rej);
+        let v = parse(&out);
+        assert_eq!(v["type"], "signal_rejected");
+        assert_eq!(v["rule"], "position_limit");
+        assert_eq!(v["value"], "1.50000");
+        assert_eq!(v["limit"], "1.00000");
+        out.clear();
+        let fill = FillEvent {
+            id: 3,
+            order_id: 2,
+            ts_ns: 5,
+            price: 6_184_382,
+            ref_price: 6_183_763,
+            qty: 1_617,
+            leaves: 0,
+            position: -1_617,
+            fee: Amount::new(MONEY_ONE / 100),
+            realized: Amount::new(-MONEY_ONE * 3 / 2),
+            instrument: InstrumentId(0),
+            strategy: 0,
+            side: Side::Sell,
+            liquidity: Liquidity::Taker,
+        };
+        write_fill(&mut out, &c, &fill);
+        let v = parse(&out);
+        assert_eq!(v["price"], "61843.82");
+        assert_eq!(v["qty"], "0.01617");
+        assert_eq!(v["position"], "-0.01617");
+        assert_eq!(v["fee"], "0.01");
+        assert_eq!(v["realized_pnl"], "-1.50");
+        assert_eq!(v["liquidity"], "taker");
+        out.clear();
+        let p = PortfolioEvent {
+            ts_ns: 9,
+            cash: Amount::new(100_000 * MONEY_ONE),
+            equity: Amount::new(100_000 * MONEY_ONE + 1),
+            trigger: SnapshotTrigger::Interval,
+            ..PortfolioEvent::default()
+        };
+        write_portfolio(&mut out, &c, &p);
+        let v = parse(&out);
+        assert_eq!(v["cash"], "100000.00");
+        assert_eq!(v["equity"], "100000.000000000000000001");
+        assert!(v.get("symbol").is_none() && v.get("position").is_none());
+        assert_eq!(v["trigger"], "interval");
+        out.clear();
+        let m = MarketStatusEvent {
+            since_ns: i64::MIN,
+            ts_ns: 11,
+            next_change_ns: i64::MAX,
+            calendar: 0,
+            session: Session::Continuous,
+            previous: Session::Closed,
+        };
+        write_market_status(&mut out, &c, &m);
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"market_status","market":"crypto","ts_event":11,
+                "status":"continuous","open":true,"previous":"closed"})
+        );
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub mod fanout;
 #[deny(unsafe_code)]
 pub mod feed;
 #[deny(unsafe_code)]
+pub mod feedsim;
+#[deny(unsafe_code)]
 pub mod instruments;
 pub mod journal;
 #[deny(unsafe_code)]

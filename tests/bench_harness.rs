@@ -49,7 +49,7 @@ fn short_run_writes_summary_and_hlog_that_the_report_reads_back() {
         names,
         ["decode", "journal", "kernel", "signal", "fanout", "e2e"]
     );
-    assert_eq!(back.config["feed"]["sim"]["messages"], 100_000);
+    assert_eq!(back.config["feeds"][0]["sim"]["messages"], 100_000);
     assert!(back.machine.cores >= 1);
 
     // The report's percentiles (from the .hlog) equal the summary's.
@@ -99,10 +99,10 @@ fn injected_feed_stall_shows_in_corrected_latency_only() {
     // does): the feed thread's stall delays reading, so it is invisible.
     let mut naive_cfg = base.clone();
     naive_cfg.journal.enabled = false;
-    naive_cfg.feed.sim.stamp_scheduled = false;
+    naive_cfg.feeds[0].sim.stamp_scheduled = false;
     let s = spec(BenchMode::Latency, 10_000.0, 0, 2, &dir.path().join("n"));
     let mut cfg = tickwire::bench::bench_config(&naive_cfg, &s).unwrap();
-    cfg.feed.sim.stamp_scheduled = false;
+    cfg.feeds[0].sim.stamp_scheduled = false;
     let naive = tickwire::engine::Engine::new(cfg)
         .unwrap()
         .run(

@@ -187,6 +187,7 @@ fn step_allocates_nothing_after_warm_up() {
                 EventBody::Anomaly(_) => 4,
                 EventBody::Movers(_) => 5,
                 EventBody::Sector(_) | EventBody::Index(_) => 6,
+                _ => unreachable!("the kernel emits no decision events"),
             };
             counts[i] += 1;
         }

@@ -163,7 +163,15 @@ pub fn bench_config(base: &EngineConfig, spec: &BenchSpec) -> Result<EngineConfi
     let mut cfg = base.clone();
     cfg.telemetry.stats_interval_secs = 0;
     cfg.engine.duration_secs = spec.seconds;
-    let sim = &mut cfg.feed.sim;
+    // The bench drives the in-process simulator (sim://, no sockets): one
+    // feed, receive times stampable at the scheduled release time.
+    cfg.feeds.truncate(1);
+    let feed = cfg
+        .feeds
+        .first_mut()
+        .ok_or("the config has no [[feeds]] entry")?;
+    feed.url = "sim://".into();
+    let sim = &mut feed.sim;
     sim.messages = spec.messages;
     match spec.mode {
         BenchMode::Throughput => {
@@ -181,7 +189,8 @@ pub fn bench_config(base: &EngineConfig, spec: &BenchSpec) -> Result<EngineConfi
         }
     }
     if spec.symbols > 0 {
-        let venue = cfg.feed.venue.clone();
+        let venue = cfg.feeds[0].venue.clone();
+        cfg.feeds[0].symbols = None;
         cfg.instruments = (0..spec.symbols)
             .map(|i| InstrumentConfig {
                 symbol: format!("{venue}:SYM{i:04}USDT"),
@@ -219,6 +228,7 @@ pub fn bench_config(base: &EngineConfig, spec: &BenchSpec) -> Result<EngineConfi
         // Journal into the output directory; removed after the run unless
         // the caller keeps it (see `run_bench`).
         cfg.journal.dir = spec.out.join("journal");
+        cfg.journal.events_dir = spec.out.join("journal").join("events");
     }
     if spec.messages == 0 && spec.seconds == 0 {
         return Err("give --messages N or --seconds T".into());
@@ -314,7 +324,7 @@ pub fn run_bench(base: &EngineConfig, spec: &BenchSpec) -> Result<BenchSummary, 
         source: format!(
             "sim (Binance wire format, {} symbols, seed {})",
             cfg.instruments.len(),
-            cfg.feed.sim.seed
+            cfg.feeds.first().map_or(0, |f| f.sim.seed)
         ),
         offered_rate: if spec.mode == BenchMode::Latency {
             spec.rate
@@ -434,14 +444,15 @@ mod tests {
         assert!(bench_config(&base, &spec).unwrap_err().contains("--rate"));
         spec.rate = 5000.0;
         let c = bench_config(&base, &spec).unwrap();
-        assert!(c.feed.sim.paced && c.feed.sim.stamp_scheduled);
+        assert!(c.feeds[0].sim.paced && c.feeds[0].sim.stamp_scheduled);
+        assert_eq!(c.feeds[0].url, "sim://");
         assert_eq!(c.instruments.len(), 10);
         assert_eq!(c.pipeline.threads.kernel.core, None);
         assert_eq!(c.pipeline.threads.kernel.wait, WaitKind::Yield);
         assert_eq!(c.pipeline.ring_capacity, 1024);
         spec.mode = BenchMode::Throughput;
         let c = bench_config(&base, &spec).unwrap();
-        assert!(!c.feed.sim.paced);
+        assert!(!c.feeds[0].sim.paced);
         spec.seconds = 0;
         assert!(bench_config(&base, &spec).is_err());
     }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
 use tickwire::decimal::format_scaled;
+use tickwire::journal::events::EventReader;
 use tickwire::journal::ticks::TickReader;
 use tickwire::json::{JsonContext, write_tick};
 use tickwire::tick::{Tick, TickKind};
@@ -139,6 +140,33 @@ struct InstStats {
 
 fn inspect(a: InspectArgs) -> Result<i32> {
     let rep = tickwire::journal::inspect(&a.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if EventReader::is_event_journal(&a.dir) {
+        let mut rd = EventReader::open(&a.dir).map_err(anyhow::Error::msg)?;
+        let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+        let mut total = 0u64;
+        while let Some(json) = rd.next_json().map_err(anyhow::Error::msg)? {
+            total += 1;
+            let v: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+            *by_type
+                .entry(v["type"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+        }
+        if a.json {
+            let v = serde_json::json!({"dir": a.dir.display().to_string(), "kind": "events",
+                "events": total, "segments": rep.segments.len(), "by_type": by_type});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!(
+                "event journal {}: {total} events in {} segment(s)",
+                a.dir.display(),
+                rep.segments.len()
+            );
+            for (t, n) in &by_type {
+                println!("  {t:<18} {n:>9}");
+            }
+        }
+        return Ok(0);
+    }
     let mut rd = TickReader::open(&a.dir).map_err(anyhow::Error::msg)?;
     let mut per: BTreeMap<String, InstStats> = BTreeMap::new();
     let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
@@ -340,6 +368,9 @@ fn kind_of(name: &str) -> Option<TickKind> {
 }
 
 fn export(a: ExportArgs) -> Result<i32> {
+    if EventReader::is_event_journal(&a.dir) {
+        return export_events(a);
+    }
     let mut rd = TickReader::open(&a.dir).map_err(anyhow::Error::msg)?;
     let from = a.from.as_deref().map(parse_time).transpose()?;
     let to = a.to.as_deref().map(parse_time).transpose()?;
@@ -480,7 +511,59 @@ fn write_csv(buf: &mut Vec<u8>, ctx: &JsonContext, t: &Tick) {
     );
 }
 
+/// Event journals hold JSON objects: export writes them as JSON lines,
+/// filtered by `--symbols` and `--kinds` (the objects' `type`).
+fn export_events(a: ExportArgs) -> Result<i32> {
+    if a.format == ExportFormat::Csv {
+        bail!(
+            "{} is an event journal: export it with --format jsonl",
+            a.dir.display()
+        );
+    }
+    if a.from.is_some() || a.to.is_some() {
+        bail!("--from/--to apply to tick journals; filter event journals with jq on ts_event");
+    }
+    let mut rd = EventReader::open(&a.dir).map_err(anyhow::Error::msg)?;
+    let sink: Box<dyn Write> = match &a.out {
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::new(sink);
+    let (mut n, mut seen) = (0u64, 0u64);
+    while let Some(json) = rd.next_json().map_err(anyhow::Error::msg)? {
+        seen += 1;
+        if a.symbols.is_some() || a.kinds.is_some() {
+            let v: serde_json::Value = serde_json::from_slice(&json)?;
+            if let Some(syms) = &a.symbols
+                && !v["symbol"]
+                    .as_str()
+                    .is_some_and(|s| syms.iter().any(|x| x.eq_ignore_ascii_case(s)))
+            {
+                continue;
+            }
+            if let Some(kinds) = &a.kinds
+                && !v["type"]
+                    .as_str()
+                    .is_some_and(|t| kinds.iter().any(|k| k == t))
+            {
+                continue;
+            }
+        }
+        out.write_all(&json)?;
+        out.write_all(b"\n")?;
+        n += 1;
+    }
+    out.flush()?;
+    eprintln!("exported {n} of {seen} events");
+    Ok(0)
+}
+
 fn tail(a: TailArgs) -> Result<i32> {
+    if EventReader::is_event_journal(&a.dir) {
+        return tail_events(a);
+    }
     // Wait for the journal to appear (tail may start before the writer).
     let deadline =
         (a.duration > 0).then(|| std::time::Instant::now() + Duration::from_secs(a.duration));
@@ -517,6 +600,47 @@ fn tail(a: TailArgs) -> Result<i32> {
             buf.push(b'\n');
             if out.write_all(&buf).is_err() {
                 return Ok(0); // reader went away (e.g. `| head`)
+            }
+        }
+        if out.flush().is_err() {
+            return Ok(0);
+        }
+        if a.no_follow || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(0);
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn tail_events(a: TailArgs) -> Result<i32> {
+    let deadline =
+        (a.duration > 0).then(|| std::time::Instant::now() + Duration::from_secs(a.duration));
+    let mut rd = EventReader::open(&a.dir).map_err(anyhow::Error::msg)?;
+    if let Ok(rep) = tickwire::journal::inspect(&a.dir) {
+        // Records, not events: a split object is a few records. Start a bit
+        // early and skip a leading partial object.
+        let first = rep.first_index.unwrap_or(0);
+        let start = rep
+            .next_index
+            .unwrap_or(0)
+            .saturating_sub(a.lines)
+            .max(first);
+        rd.seek(start).map_err(anyhow::Error::msg)?;
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    loop {
+        let mut any = false;
+        while let Some(json) = rd.next_json().map_err(anyhow::Error::msg)? {
+            any = true;
+            if out
+                .write_all(&json)
+                .and_then(|_| out.write_all(b"\n"))
+                .is_err()
+            {
+                return Ok(0);
             }
         }
         if out.flush().is_err() {

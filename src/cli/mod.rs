@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, subcommands.
 
 mod bench;
+mod feedsim;
 mod import;
 mod journal;
 mod replay;
@@ -14,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use tickwire::config::EngineConfig;
-use tickwire::engine::Engine;
+use tickwire::engine::{Engine, FeedSecrets};
 use tickwire::fanout::{DumpFilter, EventSink, JsonLinesSink};
 use tickwire::json::JsonContext;
 
@@ -31,7 +32,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the engine (default config: built-in simulated market, no API keys).
+    /// Run the engine (default config: an in-process feedsim over ws://
+    /// decoded by the real Binance adapter, no API keys).
     ///
     /// Logs a stats line every few seconds and a latency summary on exit.
     /// Stops on Ctrl-C / SIGTERM (a second Ctrl-C forces exit) or after
@@ -52,6 +54,10 @@ enum Command {
     /// Example: tickwire replay btcusdt_20240808.gz --windows 1s,1m
     /// --dump bars,indicators
     Replay(replay::ReplayArgs),
+    /// Local exchange simulator: serves a venue's real WebSocket protocol
+    /// (generated market or a recorded capture) on 127.0.0.1, with fault
+    /// injection, for tests and benches.
+    Feedsim(Box<feedsim::FeedsimArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -88,7 +94,8 @@ struct RunArgs {
     no_journal: bool,
     /// Write events to stdout as JSON lines: comma list of trades, quotes,
     /// book, bars, indicators, anomalies, movers, sectors, indices,
-    /// feed_status, provisional, or all. Logs go to stderr.
+    /// feed_status, signals, orders, fills, portfolio, market_status,
+    /// provisional, or all. Logs go to stderr.
     #[arg(long, value_name = "ITEMS")]
     dump: Option<String>,
 }
@@ -103,6 +110,7 @@ pub fn main() -> i32 {
         Command::Report(a) => bench::cmd_report(a),
         Command::Journal(c) => journal::cmd_journal(c),
         Command::Replay(a) => replay::cmd_replay(a),
+        Command::Feedsim(a) => feedsim::cmd_feedsim(*a),
     };
     match res {
         Ok(code) => code,
@@ -158,6 +166,24 @@ pub(crate) fn load_config(common: &CommonArgs) -> Result<EngineConfig> {
     Ok(cfg)
 }
 
+/// Reads each feed's API key from the environment variable its config
+/// names (the library reads no environment itself).
+fn read_api_keys(cfg: &EngineConfig) -> Result<FeedSecrets> {
+    let mut secrets = FeedSecrets::new();
+    for f in &cfg.feeds {
+        if let Some(var) = &f.api_key_env {
+            match std::env::var(var) {
+                Ok(k) if !k.is_empty() => secrets.insert(&f.name, k),
+                _ => bail!(
+                    "feed '{}': environment variable {var} (api_key_env) is not set; export it before starting, or remove api_key_env",
+                    f.name
+                ),
+            }
+        }
+    }
+    Ok(secrets)
+}
+
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -178,25 +204,30 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         if !(r >= 0.0 && r.is_finite()) {
             bail!("--sim-rate must be ≥ 0 (0 = as fast as possible)");
         }
-        cfg.feed.sim.rate = r;
+        for f in &mut cfg.feeds {
+            f.sim.rate = r;
+        }
     }
     if let Some(d) = &a.journal_dir {
         cfg.journal.dir = d.clone();
+        cfg.journal.events_dir = d.join("events");
         cfg.journal.enabled = true;
     }
     if a.no_journal {
         cfg.journal.enabled = false;
+        cfg.journal.events_enabled = false;
     }
     cfg.validate()?;
     init_tracing(&cfg.engine.log_level);
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(items) = &a.dump {
         let filter = DumpFilter::parse(items).map_err(anyhow::Error::msg)?;
-        let ctx = JsonContext::for_kernel(cfg.registry()?, &cfg.kernel_setup()?);
+        let ctx = JsonContext::for_config(&cfg)?;
         let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
         sinks.push(Box::new(JsonLinesSink::new(ctx, filter, out)));
     }
-    let engine = Engine::new(cfg)?;
+    let secrets = read_api_keys(&cfg)?;
+    let engine = Engine::with_secrets(cfg, secrets)?;
     let stop = stop_flag()?;
     let summary = engine.run(sinks, stop).map_err(anyhow::Error::msg)?;
     eprint!("{}", summary.render());

@@ -12,6 +12,7 @@ use tickwire::clock::Clock;
 use tickwire::config::{EngineConfig, InstrumentConfig};
 use tickwire::engine::build_stages_with;
 use tickwire::fanout::{DUMP_ITEMS, DumpFilter, EventSink, JsonLinesSink};
+use tickwire::feed::FeedStage;
 use tickwire::feed::capture::CaptureFormat;
 use tickwire::feed::import::{ImportVenue, Importer, RegistrySource, registry_for_import};
 use tickwire::instruments::InstrumentRegistry;
@@ -173,24 +174,27 @@ pub fn cmd_replay(a: ReplayArgs) -> Result<i32> {
     };
 
     cfg.instruments = instruments_of(&registry, &cfg);
+    // The replay brings its own feed; the config's feeds only need to pass
+    // validation: one socket-free feed on the replayed venue.
+    let mut feed_cfg = EngineConfig::default()
+        .feeds
+        .into_iter()
+        .next()
+        .context("the built-in config has no feed template")?;
     if let Some(first) = registry.iter().next() {
-        cfg.feed.venue = first.venue.clone();
+        feed_cfg.venue = first.venue.clone();
     }
+    feed_cfg.url = "sim://".into();
+    feed_cfg.symbols = None;
+    cfg.feeds = vec![feed_cfg];
     cfg.validate()?;
     let setup = cfg.kernel_setup()?;
     let ctx = JsonContext::for_kernel((*registry).clone(), &setup);
     let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     let sinks: Vec<Box<dyn EventSink>> = vec![Box::new(JsonLinesSink::new(ctx, filter, out))];
-    let stages = build_stages_with(
-        &cfg,
-        &registry,
-        Clock::new(),
-        Box::new(source),
-        Box::new(TickRecordAdapter),
-        false,
-        None,
-        sinks,
-    )?;
+    let feed = FeedStage::new(Box::new(source), Box::new(TickRecordAdapter), Clock::new());
+    let stages =
+        build_stages_with(&cfg, &registry, feed, false, None, sinks).map_err(anyhow::Error::msg)?;
     let tel = Telemetry::new(registry.len());
     let stages = run_inline_with(stages, &tel, u64::MAX, a.flush);
     let k = stages.kernel.stats();

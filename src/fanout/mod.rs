@@ -117,10 +117,20 @@ pub struct DumpFilter {
     /// Also write provisional bars / indicators (with `bars` /
     /// `indicators`).
     pub provisional: bool,
+    /// Strategy signals and rejected signals.
+    pub signals: bool,
+    /// Paper orders.
+    pub orders: bool,
+    /// Paper fills.
+    pub fills: bool,
+    /// Portfolio snapshots.
+    pub portfolio: bool,
+    /// Market open/close (session) changes.
+    pub market_status: bool,
 }
 
 /// Items [`DumpFilter::parse`] accepts.
-pub const DUMP_ITEMS: &str = "trades, quotes, book, bars, indicators, anomalies, movers, sectors, indices, feed_status, provisional, all";
+pub const DUMP_ITEMS: &str = "trades, quotes, book, bars, indicators, anomalies, movers, sectors, indices, feed_status, signals, orders, fills, portfolio, market_status, provisional, all";
 
 impl DumpFilter {
     /// Parses a comma list of [`DUMP_ITEMS`]; `all` selects every item but
@@ -143,6 +153,11 @@ impl DumpFilter {
                 "indices" => f.indices = true,
                 "feed_status" => f.feed_status = true,
                 "provisional" => f.provisional = true,
+                "signals" => f.signals = true,
+                "orders" => f.orders = true,
+                "fills" => f.fills = true,
+                "portfolio" => f.portfolio = true,
+                "market_status" => f.market_status = true,
                 "all" => {
                     f = Self {
                         trades: true,
@@ -155,6 +170,11 @@ impl DumpFilter {
                         sectors: true,
                         indices: true,
                         feed_status: true,
+                        signals: true,
+                        orders: true,
+                        fills: true,
+                        portfolio: true,
+                        market_status: true,
                         provisional: f.provisional,
                     }
                 }
@@ -183,6 +203,11 @@ impl DumpFilter {
             EventBody::Movers(_) => self.movers,
             EventBody::Sector(_) => self.sectors,
             EventBody::Index(_) => self.indices,
+            EventBody::Signal(_) | EventBody::SignalRejected(_) => self.signals,
+            EventBody::Order(_) => self.orders,
+            EventBody::Fill(_) => self.fills,
+            EventBody::Portfolio(_) => self.portfolio,
+            EventBody::MarketStatus(_) => self.market_status,
         }
     }
 }
@@ -265,6 +290,9 @@ mod tests {
         let all = DumpFilter::parse("all").unwrap();
         assert!(all.book && all.indicators && all.movers && !all.provisional);
         assert!(DumpFilter::parse("provisional,all").unwrap().provisional);
+        let d = DumpFilter::parse("signals,orders,fills,portfolio,market_status").unwrap();
+        assert!(d.signals && d.orders && d.fills && d.portfolio && d.market_status);
+        assert!(!d.trades && !d.bars);
         let e = DumpFilter::parse("trades,nope").unwrap_err();
         assert!(e.contains("nope") && e.contains("known"));
     }

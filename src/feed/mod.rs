@@ -1,24 +1,40 @@
 //! Feed stage: frame sources and venue adapters → normalized [`Tick`]s.
 //!
-//! A [`FrameSource`] yields raw venue frames (the built-in simulator, later
-//! WebSocket connections and capture readers); an [`Adapter`] decodes one
-//! frame into zero or more ticks. [`FeedStage`] pairs them and is what the
-//! pipeline's feed thread drives with [`FeedStage::step`]. After warm-up a
-//! step does not allocate: frame, parse and tick buffers are reused.
+//! A [`FrameSource`] yields raw venue frames (the built-in simulator,
+//! WebSocket connections ([`ws`]), capture readers); an [`Adapter`] decodes
+//! one frame into zero or more ticks. [`FeedStage`] pairs them and is what
+//! the pipeline's feed thread drives with [`FeedStage::step`]. After warm-up
+//! a step does not allocate: frame, parse and tick buffers are reused.
+//!
+//! One source may carry several *streams* (one per configured feed, each
+//! with its own adapter): [`FrameSource::current_stream`] says which stream
+//! the last frame belongs to, [`FrameSource::next_event`] reports connection
+//! lifecycle events (turned into [`TickKind::FeedStatus`] ticks for every
+//! instrument of the stream, and into the adapter's `on_connect`
+//! subscribe), and [`FrameSource::send`] carries the adapter's outgoing
+//! messages back to the stream's connection. [`multi::MultiSource`] combines
+//! sources (simulators and one WebSocket source) into one.
 
 pub mod binance;
 pub mod bybit;
 pub mod capture;
 pub mod coinbase;
 pub mod import;
+pub mod multi;
 pub mod parse;
 pub mod polygon;
+pub mod resilience;
 pub mod sim;
+pub mod ws;
+
+use std::sync::Arc;
 
 use crate::clock::Clock;
+use crate::config::AdapterKind;
 use crate::decimal::DecimalError;
+use crate::instruments::{InstrumentId, InstrumentRegistry};
 use crate::telemetry::{FeedCounters, StageRecorder};
-use crate::tick::Tick;
+use crate::tick::{Tick, TickKind, feed_status, flags};
 
 /// What a source produced on one poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +50,35 @@ pub enum SourcePoll {
     Done,
 }
 
+/// What happened to a stream's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceEventKind {
+    /// Handshake complete: the stage sends the adapter's `on_connect`
+    /// messages (subscribe) and reports [`feed_status::CONNECTED`].
+    /// `detail` = connections made so far on this stream (1 = first).
+    Connected,
+    /// The connection was lost or closed (reconnecting with backoff).
+    /// `detail` = consecutive failed attempts so far.
+    Disconnected,
+    /// No frame within the stale-feed interval; a reconnect is forced.
+    /// `detail` = silence in ms.
+    Stale,
+    /// The circuit breaker opened: no attempts for a while.
+    /// `detail` = open period in ms.
+    CircuitOpen,
+}
+
+/// A connection lifecycle event of one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceEvent {
+    /// Stream index (the feed's position in the stage's stream list).
+    pub stream: u32,
+    /// What happened.
+    pub kind: SourceEventKind,
+    /// Kind-specific detail (see [`SourceEventKind`]).
+    pub detail: u64,
+}
+
 /// A producer of raw venue frames.
 pub trait FrameSource: Send {
     /// Writes the next frame into `buf` (cleared by the caller) if one is
@@ -41,6 +86,24 @@ pub trait FrameSource: Send {
     fn poll_frame(&mut self, buf: &mut Vec<u8>, clock: &Clock) -> SourcePoll;
     /// Short name for logs (`sim`, `binance-ws`, ...).
     fn name(&self) -> &str;
+    /// The stream the last frame returned by `poll_frame` belongs to
+    /// (index into the stage's streams). Single-stream sources: 0.
+    fn current_stream(&self) -> u32 {
+        0
+    }
+    /// The next pending connection lifecycle event, if any. Sources without
+    /// connections have none.
+    fn next_event(&mut self) -> Option<SourceEvent> {
+        None
+    }
+    /// Sends text messages (subscribe, auth, replies) on `stream`'s
+    /// connection. Never blocks: what the socket does not take now is
+    /// buffered and written when it becomes writable. Messages for a stream
+    /// that is not connected are dropped (the adapter's `on_connect` runs
+    /// again on the next connect). Sources without connections ignore it.
+    fn send(&mut self, stream: u32, msgs: &[String]) {
+        let _ = (stream, msgs);
+    }
 }
 
 /// Why a frame could not be decoded. `Copy`, allocation-free.
@@ -128,6 +191,63 @@ pub trait Adapter: Send {
     ) -> Result<Decoded, DecodeError>;
 }
 
+/// Why [`make_adapter`] could not build an adapter.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AdapterError {
+    /// The adapter kind exists in config but is not built into this binary.
+    #[error("adapter '{0}' is not available in this build")]
+    Unsupported(&'static str),
+}
+
+/// Builds the adapter for `kind`, resolving symbols against `params.venue`
+/// in `registry`. The one place that maps config adapter names to code.
+///
+/// # Errors
+/// [`AdapterError::Unsupported`] for a kind not built in (none today).
+pub fn make_adapter(
+    kind: AdapterKind,
+    registry: Arc<InstrumentRegistry>,
+    params: &AdapterParams,
+) -> Result<Box<dyn Adapter>, AdapterError> {
+    Ok(match kind {
+        AdapterKind::Binance | AdapterKind::BinanceUsdm | AdapterKind::Sim => {
+            Box::new(binance::BinanceAdapter::with_params(registry, params))
+        }
+        AdapterKind::BybitSpot => Box::new(bybit::BybitAdapter::new(
+            registry,
+            params,
+            bybit::BybitCategory::Spot,
+        )),
+        AdapterKind::BybitLinear => Box::new(bybit::BybitAdapter::new(
+            registry,
+            params,
+            bybit::BybitCategory::Linear,
+        )),
+        AdapterKind::Coinbase => Box::new(coinbase::CoinbaseAdapter::new(registry, params)),
+        AdapterKind::Polygon => Box::new(polygon::PolygonAdapter::new(registry, params)),
+    })
+}
+
+/// One feed inside a [`FeedStage`]: its adapter and the instruments whose
+/// [`TickKind::FeedStatus`] ticks report its connection state.
+pub struct FeedStream {
+    /// Feed name (logs).
+    pub name: String,
+    /// Decoder and control protocol.
+    pub adapter: Box<dyn Adapter>,
+    /// Instruments served by this feed (status ticks go to each).
+    pub instruments: Vec<InstrumentId>,
+}
+
+impl std::fmt::Debug for FeedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedStream")
+            .field("name", &self.name)
+            .field("instruments", &self.instruments.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Result of one [`FeedStage::step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedStep {
@@ -146,13 +266,16 @@ pub const TICK_BUF_CAPACITY: usize = 4096;
 /// Samples of decode errors logged per second at most.
 const ERROR_LOG_PER_SEC: u32 = 5;
 
-/// Source + adapter, driven by the feed thread.
+/// Source + adapters, driven by the feed thread.
 pub struct FeedStage {
     source: Box<dyn FrameSource>,
-    adapter: Box<dyn Adapter>,
+    streams: Vec<FeedStream>,
+    /// Per stream: connected at least once (the next connect is a reconnect).
+    connected_once: Vec<bool>,
     clock: Clock,
     frame: Vec<u8>,
     ticks: Vec<Tick>,
+    outgoing: Vec<String>,
     err_window_start_ns: i64,
     err_logged: u32,
 }
@@ -166,58 +289,163 @@ impl std::fmt::Debug for FeedStage {
 }
 
 impl FeedStage {
-    /// Pairs a source with its adapter. All buffers are allocated here.
+    /// Pairs a single-stream source with its adapter (no status ticks: no
+    /// instrument list). All buffers are allocated here.
     pub fn new(source: Box<dyn FrameSource>, adapter: Box<dyn Adapter>, clock: Clock) -> Self {
+        let name = source.name().to_string();
+        Self::with_streams(
+            source,
+            vec![FeedStream {
+                name,
+                adapter,
+                instruments: Vec::new(),
+            }],
+            clock,
+        )
+    }
+
+    /// A source carrying several streams; `streams[i]` decodes the frames
+    /// the source tags with stream `i`. All buffers are allocated here.
+    ///
+    /// # Panics
+    /// If `streams` is empty (a constructor misuse).
+    pub fn with_streams(
+        source: Box<dyn FrameSource>,
+        streams: Vec<FeedStream>,
+        clock: Clock,
+    ) -> Self {
+        assert!(!streams.is_empty(), "FeedStage needs at least one stream");
+        let status_max: usize = streams.iter().map(|s| s.instruments.len()).sum();
         Self {
             source,
-            adapter,
+            connected_once: vec![false; streams.len()],
+            streams,
             clock,
             frame: Vec::with_capacity(64 * 1024),
-            ticks: Vec::with_capacity(TICK_BUF_CAPACITY),
+            ticks: Vec::with_capacity(TICK_BUF_CAPACITY.max(status_max * 4)),
+            outgoing: Vec::with_capacity(16),
             err_window_start_ns: 0,
             err_logged: 0,
         }
     }
 
-    /// Polls the source once and decodes the frame, if any. Decode time (the
-    /// adapter's work on one frame) is recorded in `decode_lat`; errors are counted (and a few per second
-    /// logged) and the stage carries on.
+    /// Polls the source once and decodes the frame, if any, after turning
+    /// pending connection events into status ticks and subscribes. Decode
+    /// time (the adapter's work on one frame) is recorded in `decode_lat`;
+    /// errors are counted (and a few per second logged) and the stage
+    /// carries on.
     pub fn step(&mut self, counters: &FeedCounters, decode_lat: &mut StageRecorder) -> FeedStep {
         self.frame.clear();
         self.ticks.clear();
+        while let Some(ev) = self.source.next_event() {
+            self.on_event(ev, counters);
+        }
+        let status = self.ticks.len();
         let recv_ns = match self.source.poll_frame(&mut self.frame, &self.clock) {
             SourcePoll::Frame { recv_ns } => recv_ns,
+            SourcePoll::Idle if status > 0 => return FeedStep::Ticks(status),
             SourcePoll::Idle => return FeedStep::Idle,
+            SourcePoll::Done if status > 0 => return FeedStep::Ticks(status),
             SourcePoll::Done => return FeedStep::Done,
         };
         counters.frames.inc();
+        let stream = self.source.current_stream() as usize;
+        let Some(fs) = self.streams.get_mut(stream) else {
+            // A source tagged a stream the stage does not have: a wiring
+            // bug, counted rather than decoded with the wrong adapter.
+            counters.decode_errors.inc();
+            return FeedStep::Ticks(status);
+        };
         let t0 = self.clock.now_ns();
-        match self
+        let res = fs
             .adapter
-            .decode(&self.frame, recv_ns, &mut self.ticks, counters)
-        {
+            .decode(&self.frame, recv_ns, &mut self.ticks, counters);
+        fs.adapter.take_outgoing(&mut self.outgoing);
+        if !self.outgoing.is_empty() {
+            self.flush_outgoing(stream as u32);
+        }
+        match res {
             Ok(Decoded::Data(n)) => {
                 decode_lat.record(self.clock.now_ns() - t0);
                 if let Some(last) = self.ticks.last_mut() {
-                    last.flags |= crate::tick::flags::LAST_IN_FRAME;
+                    last.flags |= flags::LAST_IN_FRAME;
                 }
+                counters.data_frames.inc();
                 counters.ticks.add(n as u64);
-                FeedStep::Ticks(n)
+                FeedStep::Ticks(self.ticks.len())
             }
             Ok(Decoded::Control) => {
                 counters.control.inc();
-                FeedStep::Ticks(0)
+                FeedStep::Ticks(status)
             }
             Err(e) => {
                 match e {
                     DecodeError::Decimal(..) => counters.decimal_errors.inc(),
                     _ => counters.decode_errors.inc(),
                 }
-                self.ticks.clear();
+                self.ticks.truncate(status);
                 self.log_error(e, recv_ns);
-                FeedStep::Ticks(0)
+                FeedStep::Ticks(status)
             }
         }
+    }
+
+    /// Connection event → counters, status ticks, subscribe on connect.
+    #[inline(never)]
+    #[cold]
+    fn on_event(&mut self, ev: SourceEvent, counters: &FeedCounters) {
+        let i = ev.stream as usize;
+        let Some(fs) = self.streams.get_mut(i) else {
+            return;
+        };
+        let code = match ev.kind {
+            SourceEventKind::Connected => {
+                if std::mem::replace(&mut self.connected_once[i], true) {
+                    counters.reconnects.inc();
+                }
+                fs.adapter.on_connect(&mut self.outgoing);
+                tracing::info!(feed = %fs.name, connection = ev.detail, "feed connected");
+                feed_status::CONNECTED
+            }
+            SourceEventKind::Disconnected => {
+                tracing::warn!(feed = %fs.name, failed_attempts = ev.detail, "feed disconnected; reconnecting with backoff");
+                feed_status::DISCONNECTED
+            }
+            SourceEventKind::Stale => {
+                counters.stale.inc();
+                tracing::warn!(feed = %fs.name, silent_ms = ev.detail, "stale feed; forcing a reconnect");
+                feed_status::STALE
+            }
+            SourceEventKind::CircuitOpen => {
+                counters.circuit_open.inc();
+                tracing::warn!(feed = %fs.name, open_ms = ev.detail, "circuit breaker open; not retrying for a while");
+                feed_status::CIRCUIT_OPEN
+            }
+        };
+        let now = self.clock.now_ns();
+        counters.ticks.add(fs.instruments.len() as u64);
+        for &inst in &fs.instruments {
+            self.ticks.push(Tick {
+                ts_event_ns: now,
+                ts_recv_ns: now,
+                size: ev.detail.min(i64::MAX as u64) as i64,
+                id: code,
+                instrument: inst,
+                kind: TickKind::FeedStatus as u8,
+                flags: flags::NO_EVENT_TIME,
+                ..Tick::default()
+            });
+        }
+        if !self.outgoing.is_empty() {
+            self.flush_outgoing(ev.stream);
+        }
+    }
+
+    #[inline(never)]
+    #[cold]
+    fn flush_outgoing(&mut self, stream: u32) {
+        self.source.send(stream, &self.outgoing);
+        self.outgoing.clear();
     }
 
     #[inline(never)]

@@ -101,6 +101,7 @@
 
 mod codec;
 mod error;
+pub mod events;
 pub mod format;
 mod reader;
 mod recovery;

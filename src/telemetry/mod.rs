@@ -162,7 +162,7 @@ impl StageRecorder {
 pub struct FeedCounters {
     /// Frames read from sources.
     pub frames: Counter,
-    /// Ticks decoded and pushed.
+    /// Ticks decoded and pushed (including gap and feed-status ticks).
     pub ticks: Counter,
     /// Frames that failed to decode (malformed JSON, missing fields).
     pub decode_errors: Counter,
@@ -182,6 +182,15 @@ pub struct FeedCounters {
     pub journal_records: Counter,
     /// Journal append failures (each logged; see `journal.on_error`).
     pub journal_errors: Counter,
+    /// Frames that decoded as market data (`frames` = `data_frames` +
+    /// `control` + `decode_errors` + `decimal_errors`).
+    pub data_frames: Counter,
+    /// Connections re-established after a drop, stale feed or rotation.
+    pub reconnects: Counter,
+    /// Stale-feed watchdog firings (each forces a reconnect).
+    pub stale: Counter,
+    /// Times a feed's circuit breaker opened.
+    pub circuit_open: Counter,
 }
 
 /// Kernel-thread counters.
