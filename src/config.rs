@@ -82,6 +82,8 @@ pub struct EngineConfig {
     pub broker: BrokerConfig,
     /// Market-hours calendars (which venues trade when).
     pub calendars: Vec<CalendarConfig>,
+    /// WebSocket/HTTP subscriber server on the fan-out thread.
+    pub server: ServerConfig,
 }
 
 impl Default for EngineConfig {
@@ -102,6 +104,7 @@ impl Default for EngineConfig {
             risk: RiskConfig::default(),
             broker: BrokerConfig::default(),
             calendars: CalendarConfig::defaults(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -1030,6 +1033,89 @@ impl Default for JournalSection {
     }
 }
 
+/// `[server]`: the WebSocket + HTTP server on the fan-out thread (one port).
+///
+/// See `docs/PROTOCOL.md` for the protocol and every limit's effect.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Serve subscribers and HTTP at all.
+    pub enabled: bool,
+    /// Address to listen on (`IP:PORT`; port 0 = any free port). `run
+    /// --listen` overrides it.
+    pub listen: String,
+    /// Name of the environment variable holding the bearer token; absent =
+    /// no authentication. The token itself never appears in config or logs.
+    pub token_env: Option<String>,
+    /// Most WebSocket subscribers at once; more upgrades get HTTP 503.
+    pub max_clients: usize,
+    /// Most open TCP connections (subscribers + HTTP); more are closed at
+    /// accept. Must be ≥ `max_clients`.
+    pub max_connections: usize,
+    /// Most (channel, symbol) subscriptions per client (`"*"` counts one per
+    /// instrument).
+    pub max_subscriptions: usize,
+    /// Largest inbound WebSocket message or frame, bytes (larger: close 1009).
+    pub max_message_bytes: usize,
+    /// Largest HTTP request head (request line + headers), bytes (larger: 431).
+    pub max_header_bytes: usize,
+    /// Largest HTTP request body, bytes (larger: 413).
+    pub max_body_bytes: usize,
+    /// Messages of lossless channels (trades, bars, anomalies, book, replies)
+    /// queued per client before it is closed as a slow consumer (code 4008).
+    pub max_queued_messages: usize,
+    /// Bytes per client the WebSocket layer may hold unsent on top of the
+    /// queue (kernel socket buffers come on top of that).
+    pub max_write_buffer_bytes: usize,
+    /// Close connections with no inbound traffic (requests, frames, pongs)
+    /// for this long, seconds.
+    pub idle_timeout_secs: u64,
+    /// Send a WebSocket ping this often, seconds; a client that has not
+    /// answered by the next ping is closed. 0 disables pings.
+    pub ping_interval_secs: u64,
+    /// After the server starts a close (slow consumer, timeouts, shutdown),
+    /// how long it waits for the client to take the close frame, seconds.
+    pub close_grace_secs: u64,
+    /// Period of `stats` channel messages, milliseconds.
+    pub stats_interval_ms: u64,
+    /// Final bars kept per instrument and window for REST and snapshots.
+    pub bar_history: usize,
+    /// `/health` answers 503 when no market data reached the fan-out for
+    /// this long, seconds.
+    pub health_stale_secs: u64,
+    /// Smallest gap between two passes that write queued messages to
+    /// sockets, microseconds; 0 = adaptive only (a pass may start once the
+    /// previous one's duration has passed again, so writing takes at most
+    /// about half the fan-out thread). Raise it to trade latency for fewer
+    /// system calls with many subscribers.
+    pub flush_interval_us: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:8080".into(),
+            token_env: None,
+            max_clients: 2_000,
+            max_connections: 2_200,
+            max_subscriptions: 10_000,
+            max_message_bytes: 65_536,
+            max_header_bytes: 8_192,
+            max_body_bytes: 65_536,
+            max_queued_messages: 8_192,
+            max_write_buffer_bytes: 1 << 20,
+            idle_timeout_secs: 120,
+            ping_interval_secs: 20,
+            close_grace_secs: 5,
+            stats_interval_ms: 1_000,
+            bar_history: 1_000,
+            health_stale_secs: 10,
+            flush_interval_us: 0,
+        }
+    }
+}
+
 /// `[signal]`: the signal/risk/paper-trading stage (see `docs/SIGNALS.md`).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -1447,6 +1533,76 @@ impl CalendarConfig {
     }
 }
 
+impl ServerConfig {
+    /// The listen address, resolved.
+    ///
+    /// # Errors
+    /// Not an `IP:PORT` / `host:port` that resolves.
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        use std::net::ToSocketAddrs;
+        self.listen
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                invalid(
+                    "server.listen",
+                    format!(
+                        "'{}' is not an address to listen on; write IP:PORT, e.g. 127.0.0.1:8080 (port 0 = any free port)",
+                        self.listen
+                    ),
+                )
+            })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.listen_addr()?;
+        let positive = [
+            ("server.max_clients", self.max_clients),
+            ("server.max_subscriptions", self.max_subscriptions),
+            ("server.max_message_bytes", self.max_message_bytes),
+            ("server.max_header_bytes", self.max_header_bytes),
+            ("server.max_queued_messages", self.max_queued_messages),
+            ("server.bar_history", self.bar_history),
+        ];
+        for (k, v) in positive {
+            if v == 0 {
+                return Err(invalid(k, "must be at least 1"));
+            }
+        }
+        if self.max_connections < self.max_clients {
+            return Err(invalid(
+                "server.max_connections",
+                format!(
+                    "must be ≥ server.max_clients ({}): subscribers are connections too",
+                    self.max_clients
+                ),
+            ));
+        }
+        if self.max_write_buffer_bytes < 4096 {
+            return Err(invalid(
+                "server.max_write_buffer_bytes",
+                "must be at least 4096",
+            ));
+        }
+        if self.stats_interval_ms < 10 {
+            return Err(invalid("server.stats_interval_ms", "must be at least 10"));
+        }
+        if let Some(name) = &self.token_env
+            && (name.is_empty() || name.contains('='))
+        {
+            return Err(invalid(
+                "server.token_env",
+                "must name an environment variable (e.g. TICKWIRE_TOKEN), or be removed to disable authentication",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Most bar windows a kernel supports.
 pub const MAX_WINDOWS: usize = 8;
 
@@ -1593,6 +1749,7 @@ impl EngineConfig {
         self.window_ns()?;
         self.registry()?;
         self.kernel_setup()?;
+        self.server.validate()?;
         self.validate_calendars()?;
         crate::signal::SignalStage::check_config(self, &reg)?;
         Ok(())

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::clock::Clock;
-use crate::config::{ConfigError, EngineConfig, FeedEndpoint};
+use crate::config::{ConfigError, EngineConfig, FeedEndpoint, window_name};
+use crate::fanout::server::{FeedInfo, Server, ServerSetup};
 use crate::fanout::{EventSink, FanoutStage};
 use crate::feed::multi::MultiSource;
 use crate::feed::sim::SimSource;
@@ -19,6 +20,7 @@ use crate::feedsim::{FeedSim, FeedSimConfig, Pace, Venue};
 use crate::instruments::InstrumentRegistry;
 use crate::journal::events::EventJournalSink;
 use crate::journal::ticks::TickJournal;
+use crate::json::JsonContext;
 use crate::kernel::IndicatorKernel;
 use crate::pipeline::{Pipeline, Stages, collect_finished};
 use crate::signal::SignalStage;
@@ -300,7 +302,7 @@ pub fn build_stages_with(
         journal_on_error: cfg.journal.on_error,
         kernel: IndicatorKernel::new(registry, &setup),
         signal: SignalStage::new(cfg, registry).map_err(|e| e.to_string())?,
-        fanout: FanoutStage::new(registry, sinks),
+        fanout: FanoutStage::new(registry, sinks).with_bar_history(cfg.server.bar_history),
     })
 }
 
@@ -337,7 +339,8 @@ pub struct RunSummary {
     pub gaps: u64,
     /// CPU time per thread (feed, kernel, signal, fan-out), ns.
     pub thread_cpu_ns: [u64; 4],
-    /// Per-stage percentiles, in [`STAGE_NAMES`] order.
+    /// Per-stage percentiles, in [`STAGE_NAMES`] order (`deliver` only
+    /// when subscribers were served).
     pub stages: Vec<(&'static str, Percentiles)>,
 }
 
@@ -388,11 +391,12 @@ impl RunSummary {
 }
 
 /// Names of the measured stages, in [`Telemetry::stages`] order.
-pub const STAGE_NAMES: [&str; N_STAGES] =
-    ["decode", "journal", "kernel", "signal", "fanout", "e2e"];
+pub const STAGE_NAMES: [&str; N_STAGES] = [
+    "decode", "journal", "kernel", "signal", "fanout", "e2e", "deliver",
+];
 
 /// Number of measured stages.
-pub const N_STAGES: usize = 6;
+pub const N_STAGES: usize = 7;
 
 /// Index of the end-to-end histogram in [`STAGE_NAMES`].
 pub const E2E: usize = 5;
@@ -435,11 +439,27 @@ impl std::fmt::Debug for RunOptions<'_> {
     }
 }
 
+/// Run-time options of the subscriber server that do not belong in the
+/// config file.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Bearer token, read by the caller from the environment variable named
+    /// by `server.token_env` (the library reads no environment).
+    pub token: Option<String>,
+    /// Once listening, write the bound address (`IP:PORT`) to this file
+    /// (scripts and tests using port 0).
+    pub listen_file: Option<std::path::PathBuf>,
+    /// Fail the run when the address cannot be bound (`run --listen`);
+    /// otherwise the engine logs an error and runs without the server.
+    pub required: bool,
+}
+
 /// A configured engine, ready to run.
 #[derive(Debug)]
 pub struct Engine {
     cfg: EngineConfig,
     secrets: FeedSecrets,
+    server: ServerOptions,
 }
 
 impl Engine {
@@ -457,12 +477,81 @@ impl Engine {
     /// Invalid configuration.
     pub fn with_secrets(cfg: EngineConfig, secrets: FeedSecrets) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        Ok(Self { cfg, secrets })
+        Ok(Self {
+            cfg,
+            secrets,
+            server: ServerOptions::default(),
+        })
     }
 
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// Sets the server's run-time options (token, listen file, required).
+    pub fn with_server_options(mut self, opts: ServerOptions) -> Self {
+        self.server = opts;
+        self
+    }
+
+    /// Binds the server (when `[server] enabled`) and attaches it to the
+    /// fan-out stage. Logs `listening on ADDR`.
+    fn start_server(
+        &self,
+        stages: &mut Stages,
+        tel: &Arc<Telemetry>,
+        clock: Clock,
+    ) -> Result<(), String> {
+        let scfg = &self.cfg.server;
+        if !scfg.enabled {
+            return Ok(());
+        }
+        let addr = scfg.listen_addr().map_err(|e| e.to_string())?;
+        let windows = self.cfg.window_ns().map_err(|e| e.to_string())?;
+        let setup = ServerSetup {
+            cfg: scfg.clone(),
+            addr,
+            token: self.server.token.clone(),
+            ctx: JsonContext::for_config(&self.cfg).map_err(|e| e.to_string())?,
+            window_names: windows.iter().map(|w| window_name(*w)).collect(),
+            tel: tel.clone(),
+            clock,
+            feeds: self
+                .cfg
+                .feeds
+                .iter()
+                .map(|f| FeedInfo {
+                    name: f.name.clone(),
+                    venue: f.venue.clone(),
+                })
+                .collect(),
+            ring_capacity: self.cfg.pipeline.ring_capacity.next_power_of_two(),
+        };
+        match Server::bind(setup) {
+            Ok(srv) => {
+                let a = srv.local_addr();
+                tracing::info!(
+                    auth = self.server.token.is_some(),
+                    "listening on {a} (subscribers ws://{a}/ws; http://{a}/health, /metrics, /api/v1/status)"
+                );
+                if let Some(p) = &self.server.listen_file {
+                    let tmp = p.with_extension("tmp");
+                    std::fs::write(&tmp, format!("{a}\n"))
+                        .and_then(|()| std::fs::rename(&tmp, p))
+                        .map_err(|e| {
+                            format!("cannot write the listen address to {}: {e}", p.display())
+                        })?;
+                }
+                stages.fanout.attach_server(srv);
+                Ok(())
+            }
+            Err(e) if self.server.required => Err(e.to_string()),
+            Err(e) => {
+                tracing::error!("{e}; running without the subscriber server");
+                Ok(())
+            }
+        }
     }
 
     /// Runs until `stop` is set, the configured duration passes, or the
@@ -496,8 +585,10 @@ impl Engine {
             sample_interval,
         } = opts;
         let clock = Clock::new();
-        let (stages, registry) = build_stages_with_secrets(&self.cfg, clock, sinks, &self.secrets)?;
+        let (mut stages, registry) =
+            build_stages_with_secrets(&self.cfg, clock, sinks, &self.secrets)?;
         let tel = Arc::new(Telemetry::new(registry.len()));
+        self.start_server(&mut stages, &tel, clock)?;
         let started = Instant::now();
         let (pipeline, done_rx) = Pipeline::spawn(
             stages,
@@ -631,10 +722,13 @@ impl Engine {
             reconnects: tel.feed.reconnects.get(),
             gaps: tel.feed.gaps.get(),
             thread_cpu_ns: [0, 1, 2, 3].map(|i| tel.thread_cpu_ns[i].get()),
-            stages: STAGE_NAMES
+            stages: tel
+                .stages()
                 .iter()
                 .zip(cumulative.iter())
-                .map(|(n, h)| (*n, Percentiles::of(h)))
+                // `deliver` only means something when subscribers were served.
+                .filter(|(st, h)| st.name != "deliver" || !h.is_empty())
+                .map(|(st, h)| (st.name, Percentiles::of(h)))
                 .collect(),
         })
     }

@@ -24,6 +24,7 @@ use crate::signal::events::{
     Session, SignalEvent, VALUE_NAMES,
 };
 use crate::signal::money::write_money;
+use crate::telemetry::Percentiles;
 use crate::tick::{Tick, TickKind, flags};
 
 /// Serialization context: the registry (names, precisions), window names,
@@ -643,6 +644,251 @@ pub fn write_error(out: &mut Vec<u8>, code: &str, message: &str) {
     out.push(b'}');
 }
 
+/// Writes a JSON object into `out`: `f` adds its fields through [`Obj`].
+/// Used for REST bodies and control messages, so every JSON byte the
+/// engine emits still comes from this module.
+///
+/// ```
+/// let mut out = Vec::new();
+/// tickwire::json::object(&mut out, |o| {
+///     o.str("type", "pong");
+///     o.arr("xs", |a| {
+///         a.int(1);
+///         a.int(2);
+///     });
+/// });
+/// assert_eq!(out, br#"{"type":"pong","xs":[1,2]}"#);
+/// ```
+pub fn object(out: &mut Vec<u8>, f: impl FnOnce(&mut Obj<'_>)) {
+    out.push(b'{');
+    let mut o = Obj { out, first: true };
+    f(&mut o);
+    out.push(b'}');
+}
+
+/// Writes a JSON array into `out`; see [`object`].
+pub fn array(out: &mut Vec<u8>, f: impl FnOnce(&mut Arr<'_>)) {
+    out.push(b'[');
+    let mut a = Arr { out, first: true };
+    f(&mut a);
+    out.push(b']');
+}
+
+/// Field writer of a JSON object being built by [`object`].
+#[derive(Debug)]
+pub struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl Obj<'_> {
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        escape_into(self.out, k);
+        self.out.extend_from_slice(b"\":");
+    }
+    /// A string field (escaped).
+    pub fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.out.push(b'"');
+        escape_into(self.out, v);
+        self.out.push(b'"');
+    }
+    /// An integer field.
+    pub fn int(&mut self, k: &str, v: i64) {
+        self.key(k);
+        let _ = write!(self.out, "{v}");
+    }
+    /// An unsigned integer field.
+    pub fn uint(&mut self, k: &str, v: u64) {
+        self.key(k);
+        let _ = write!(self.out, "{v}");
+    }
+    /// A float field; absent when not finite (EVENTS.md: never NaN/null).
+    pub fn float(&mut self, k: &str, v: f64) {
+        if v.is_finite() {
+            self.key(k);
+            let _ = write!(self.out, "{v}");
+        }
+    }
+    /// A boolean field.
+    pub fn bool(&mut self, k: &str, v: bool) {
+        self.key(k);
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+    }
+    /// An exact decimal field (`"61837.63"`) from a scaled integer.
+    pub fn decimal(&mut self, k: &str, v: i64, scale: u8) {
+        self.key(k);
+        self.out.push(b'"');
+        self.out
+            .extend_from_slice(format_scaled(v, scale).as_str().as_bytes());
+        self.out.push(b'"');
+    }
+    /// A field whose value is JSON already serialized by this module.
+    pub fn raw(&mut self, k: &str, json: &[u8]) {
+        self.key(k);
+        self.out.extend_from_slice(json);
+    }
+    /// An event as a nested object ([`write_event`]).
+    pub fn event(&mut self, k: &str, ctx: &JsonContext, ev: &Event) {
+        self.key(k);
+        write_event(self.out, ctx, ev);
+    }
+    /// A nested object.
+    pub fn obj(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_>)) {
+        self.key(k);
+        object(self.out, f);
+    }
+    /// A nested array.
+    pub fn arr(&mut self, k: &str, f: impl FnOnce(&mut Arr<'_>)) {
+        self.key(k);
+        array(self.out, f);
+    }
+    /// A latency summary object (ns): `count`, `p50`, `p90`, `p99`,
+    /// `p999`, `p9999`, `max`, `mean`.
+    pub fn percentiles(&mut self, k: &str, p: &Percentiles) {
+        self.obj(k, |o| {
+            o.uint("count", p.count);
+            o.uint("p50", p.p50);
+            o.uint("p90", p.p90);
+            o.uint("p99", p.p99);
+            o.uint("p999", p.p999);
+            o.uint("p9999", p.p9999);
+            o.uint("max", p.max);
+            o.float("mean", p.mean);
+        });
+    }
+}
+
+/// Element writer of a JSON array being built by [`array()`].
+#[derive(Debug)]
+pub struct Arr<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl Arr<'_> {
+    fn sep(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+    /// A string element.
+    pub fn str(&mut self, v: &str) {
+        self.sep();
+        self.out.push(b'"');
+        escape_into(self.out, v);
+        self.out.push(b'"');
+    }
+    /// An integer element.
+    pub fn int(&mut self, v: i64) {
+        self.sep();
+        let _ = write!(self.out, "{v}");
+    }
+    /// An element that is JSON already serialized by this module.
+    pub fn raw(&mut self, json: &[u8]) {
+        self.sep();
+        self.out.extend_from_slice(json);
+    }
+    /// An event element ([`write_event`]).
+    pub fn event(&mut self, ctx: &JsonContext, ev: &Event) {
+        self.sep();
+        write_event(self.out, ctx, ev);
+    }
+    /// A bar element ([`write_bar`]).
+    pub fn bar(&mut self, ctx: &JsonContext, b: &Bar) {
+        self.sep();
+        write_bar(self.out, ctx, b);
+    }
+    /// An object element.
+    pub fn obj(&mut self, f: impl FnOnce(&mut Obj<'_>)) {
+        self.sep();
+        object(self.out, f);
+    }
+}
+
+/// `{"type":"pong"}`.
+pub fn write_pong(out: &mut Vec<u8>) {
+    object(out, |o| o.str("type", "pong"));
+}
+
+/// A subscription acknowledgement: `{"type":"subscribed"|"unsubscribed",
+/// "channels":[..],"symbols":[..]}`, listing what the request named.
+pub fn write_subscription_ack<'a>(
+    out: &mut Vec<u8>,
+    subscribed: bool,
+    channels: impl IntoIterator<Item = &'a str>,
+    symbols: impl IntoIterator<Item = &'a str>,
+) {
+    object(out, |o| {
+        o.str(
+            "type",
+            if subscribed {
+                "subscribed"
+            } else {
+                "unsubscribed"
+            },
+        );
+        o.arr("channels", |a| channels.into_iter().for_each(|c| a.str(c)));
+        o.arr("symbols", |a| symbols.into_iter().for_each(|c| a.str(c)));
+    });
+}
+
+/// Engine statistics for the `stats` channel and `/api/v1/status`.
+#[derive(Debug, Clone, Default)]
+pub struct EngineStats {
+    /// When the figures were taken, ns since the Unix epoch.
+    pub ts: i64,
+    /// Seconds since the engine started.
+    pub uptime_secs: f64,
+    /// Market messages (ticks) per second over the last period.
+    pub msgs_per_sec: f64,
+    /// Events reaching the fan-out per second over the last period.
+    pub events_per_sec: f64,
+    /// Messages sent to subscribers per second over the last period.
+    pub sent_per_sec: f64,
+    /// Ticks decoded since start.
+    pub ticks: u64,
+    /// Decode errors since start (all kinds).
+    pub decode_errors: u64,
+    /// Ring-full events since start, all rings.
+    pub ring_full: u64,
+    /// Drops since start, all rings.
+    pub drops: u64,
+    /// Connected WebSocket subscribers.
+    pub subscribers: u64,
+    /// Per-stage latency over the last period (ns), in pipeline order.
+    pub stages: Vec<(&'static str, Percentiles)>,
+}
+
+/// Serializes `{"type":"stats",...}` (see `docs/PROTOCOL.md`).
+pub fn write_stats(out: &mut Vec<u8>, s: &EngineStats) {
+    object(out, |o| {
+        o.str("type", "stats");
+        o.int("ts", s.ts);
+        o.float("uptime_s", s.uptime_secs);
+        o.float("msgs_per_sec", s.msgs_per_sec);
+        o.float("events_per_sec", s.events_per_sec);
+        o.float("sent_per_sec", s.sent_per_sec);
+        o.uint("ticks", s.ticks);
+        o.uint("decode_errors", s.decode_errors);
+        o.uint("ring_full", s.ring_full);
+        o.uint("drops", s.drops);
+        o.uint("subscribers", s.subscribers);
+        o.obj("latency_ns", |o| {
+            for (name, p) in &s.stages {
+                o.percentiles(name, p);
+            }
+        });
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -945,6 +1191,59 @@ mod tests {
             serde_json::json!({"type":"market_status","market":"crypto","ts_event":11,
                 "status":"continuous","open":true,"previous":"closed"})
         );
+    }
+
+    #[test]
+    fn builder_writes_valid_nested_json() {
+        let mut out = Vec::new();
+        object(&mut out, |o| {
+            o.str("type", "x\"y");
+            o.int("n", -3);
+            o.uint("u", 7);
+            o.float("nan", f64::NAN);
+            o.float("f", 1.5);
+            o.bool("b", true);
+            o.decimal("price", 6_183_763, 2);
+            o.obj("empty", |_| {});
+            o.arr("list", |a| {
+                a.str("a");
+                a.obj(|o| o.int("k", 1));
+                a.raw(b"null");
+            });
+            o.percentiles("lat", &Percentiles::default());
+        });
+        let v = parse(&out);
+        assert_eq!(v["type"], "x\"y");
+        assert_eq!(v["n"], -3);
+        assert!(v.get("nan").is_none());
+        assert_eq!(v["price"], "61837.63");
+        assert_eq!(v["list"][1]["k"], 1);
+        assert_eq!(v["lat"]["p99"], 0);
+        assert_eq!(v["empty"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn control_messages() {
+        let mut out = Vec::new();
+        write_pong(&mut out);
+        assert_eq!(parse(&out), serde_json::json!({"type":"pong"}));
+        out.clear();
+        write_subscription_ack(&mut out, true, ["trades", "bars.1m"], ["SIM:A"]);
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"subscribed","channels":["trades","bars.1m"],"symbols":["SIM:A"]})
+        );
+        out.clear();
+        let s = EngineStats {
+            stages: vec![("kernel", Percentiles::default())],
+            msgs_per_sec: 10.0,
+            ..EngineStats::default()
+        };
+        write_stats(&mut out, &s);
+        let v = parse(&out);
+        assert_eq!(v["type"], "stats");
+        assert_eq!(v["msgs_per_sec"], 10.0);
+        assert!(v["latency_ns"]["kernel"].is_object());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use rtrb::{Consumer, Producer, PushError, RingBuffer};
 use crate::clock::Clock;
 use crate::config::{FaultsConfig, FullPolicy, JournalOnError, PipelineConfig, ThreadConfig};
 use crate::event::Event;
-use crate::fanout::FanoutStage;
+use crate::fanout::{FanoutStage, RingState};
 use crate::feed::{FeedStage, FeedStep};
 use crate::journal::ticks::TickJournal;
 use crate::kernel::IndicatorKernel;
@@ -505,6 +505,12 @@ impl Pipeline {
                     let mut e2e = StageRecorder::new(tel.e2e.clone());
                     let c = &tel.fanout;
                     let unused = Gauge::default();
+                    // With a server attached, its sockets are served on this
+                    // thread between batches: `poll_io` on every loop turn
+                    // (busy or spinning: a pass at most every 100 µs,
+                    // otherwise one clock read; right after a park: a pass
+                    // now; with a backlog: no socket writes until caught up).
+                    let has_io = fanout.has_io();
                     let (mut m_open, mut d_open) = (true, true);
                     while m_open || d_open {
                         let mut n = 0;
@@ -532,13 +538,24 @@ impl Pipeline {
                                 Some(k) => n += k,
                             }
                         }
+                        let mut parked = false;
                         if n == 0 {
                             if waiter.idle() {
+                                parked = true;
                                 rec.publish();
                                 e2e.publish();
                             }
                         } else {
                             waiter.reset();
+                        }
+                        if has_io {
+                            fanout.poll_io(if parked {
+                                RingState::Idle
+                            } else if n >= BATCH {
+                                RingState::Backlog
+                            } else {
+                                RingState::Busy
+                            });
                         }
                     }
                     rec.publish_blocking();

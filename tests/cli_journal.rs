@@ -136,7 +136,7 @@ fn inspect_verify_export_agree_and_corruption_is_found() {
     std::fs::create_dir(&copy).unwrap();
     for e in std::fs::read_dir(&j).unwrap() {
         let e = e.unwrap();
-        if e.file_name() != "writer.lock" {
+        if e.file_name() != "writer.lock" && e.file_type().unwrap().is_file() {
             std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
         }
     }

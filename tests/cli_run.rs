@@ -103,7 +103,7 @@ fn config_errors_name_the_key_and_exit_nonzero() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[pipeline]\nring_capacty = 8\n").unwrap();
     let out = bin()
-        .args(["run", "--duration", "1", "--config"])
+        .args(["run", "--no-journal", "--duration", "1", "--config"])
         .arg(&bad)
         .output()
         .unwrap();
@@ -130,6 +130,7 @@ fn symbols_override_selects_instruments() {
     let out = bin()
         .args([
             "run",
+            "--no-journal",
             "--duration",
             "1",
             "--symbols",

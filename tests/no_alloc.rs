@@ -66,6 +66,7 @@ fn hot_path_does_not_allocate_after_warm_up() {
     let mut cfg = common::deterministic_config(0);
     cfg.journal.enabled = true;
     cfg.journal.dir = jdir.path().to_path_buf();
+    cfg.journal.events_enabled = false; // the fan-out thread is not part of this test
     cfg.journal.segment_mb = 4; // several roll-overs during the run
     let (mut st, reg) = build_stages(&cfg, Clock::new(), Vec::new()).unwrap();
     let mut journal = st.journal.take().expect("journal enabled");

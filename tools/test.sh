@@ -6,6 +6,7 @@
 #   tools/test.sh --setup    # set up only
 #
 # What it sets up:
+#   - Debian packages: curl, prometheus (promtool)
 #   - .venv/ (Python venv, git-ignored): TA-Lib (indicator oracle), numpy,
 #     pandas (bar oracle), websockets (third-party WebSocket client)
 # Then: cargo test (unit, integration, doc tests). Exits non-zero when any
@@ -33,6 +34,9 @@ need_apt() { # need_apt <command> <package>
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
   fi
 }
+
+need_apt curl curl                 # tests/server_http.rs (real HTTP client)
+need_apt promtool prometheus       # tests/server_metrics.rs (promtool check metrics)
 
 # --- Python venv -----------------------------------------------------------
 PY_PKGS=(TA-Lib==0.8.2 numpy pandas websockets)

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use tickwire::config::EngineConfig;
-use tickwire::engine::{Engine, FeedSecrets};
+use tickwire::engine::{Engine, FeedSecrets, ServerOptions};
 use tickwire::fanout::{DumpFilter, EventSink, JsonLinesSink};
 use tickwire::json::JsonContext;
 
@@ -92,6 +92,14 @@ struct RunArgs {
     /// Do not journal ticks in this run.
     #[arg(long, conflicts_with = "journal_dir")]
     no_journal: bool,
+    /// Serve subscribers and HTTP on this address (IP:PORT; port 0 = any
+    /// free port), overriding [server] listen. The run fails if it cannot
+    /// be bound.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Once listening, write the bound address (IP:PORT) to this file.
+    #[arg(long, value_name = "PATH")]
+    listen_file: Option<PathBuf>,
     /// Write events to stdout as JSON lines: comma list of trades, quotes,
     /// book, bars, indicators, anomalies, movers, sectors, indices,
     /// feed_status, signals, orders, fills, portfolio, market_status,
@@ -217,8 +225,27 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         cfg.journal.enabled = false;
         cfg.journal.events_enabled = false;
     }
+    let explicit_listen = a.listen.is_some() || a.listen_file.is_some();
+    if let Some(l) = &a.listen {
+        cfg.server.listen = l.clone();
+        cfg.server.enabled = true;
+    }
     cfg.validate()?;
     init_tracing(&cfg.engine.log_level);
+    let token = match (&cfg.server.token_env, cfg.server.enabled) {
+        (Some(var), true) => match std::env::var(var) {
+            Ok(t) if !t.is_empty() => Some(t),
+            _ => bail!(
+                "server.token_env names the environment variable {var}, but it is not set or empty: export {var}=<token>, or remove server.token_env to serve without authentication"
+            ),
+        },
+        _ => None,
+    };
+    let server_opts = ServerOptions {
+        token,
+        listen_file: a.listen_file.clone(),
+        required: explicit_listen,
+    };
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(items) = &a.dump {
         let filter = DumpFilter::parse(items).map_err(anyhow::Error::msg)?;
@@ -227,7 +254,7 @@ fn cmd_run(a: RunArgs) -> Result<i32> {
         sinks.push(Box::new(JsonLinesSink::new(ctx, filter, out)));
     }
     let secrets = read_api_keys(&cfg)?;
-    let engine = Engine::with_secrets(cfg, secrets)?;
+    let engine = Engine::with_secrets(cfg, secrets)?.with_server_options(server_opts);
     let stop = stop_flag()?;
     let summary = engine.run(sinks, stop).map_err(anyhow::Error::msg)?;
     eprint!("{}", summary.render());

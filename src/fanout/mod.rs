@@ -1,13 +1,25 @@
 //! Fan-out stage: the end of the pipeline, where events become text.
 //!
-//! [`FanoutStage::step`] records end-to-end latency (tick receive → here),
-//! keeps the latest value per instrument (what a new subscriber's snapshot
-//! is built from) and hands the event to the attached [`EventSink`]s. The
-//! WebSocket/HTTP server plugs in as a sink-driving event loop on this thread.
+//! [`FanoutStage::step`] keeps what subscribers and REST need to know about
+//! the market ([`MarketState`]: latest trade/quote/anomaly per instrument,
+//! recent final bars, gap counts), hands the event to the attached
+//! [`EventSink`]s and, when a [`server::Server`] is attached, routes it to
+//! WebSocket subscribers. The pipeline's fan-out thread calls
+//! [`FanoutStage::poll_io`] between ring batches so the server's sockets are
+//! served on the same thread, without locks.
 
+pub mod http;
+pub mod metrics;
+pub mod protocol;
+pub mod rest;
+pub mod server;
+pub mod ws;
+
+use std::collections::VecDeque;
 use std::io::Write;
 
-use crate::event::{Event, EventBody};
+use crate::config::MAX_WINDOWS;
+use crate::event::{Bar, Event, EventBody};
 use crate::instruments::InstrumentRegistry;
 use crate::json::{JsonContext, write_event};
 use crate::tick::{Tick, TickKind};
@@ -27,12 +39,140 @@ pub struct Latest {
     pub trade: Option<Tick>,
     /// Last quote tick.
     pub quote: Option<Tick>,
+    /// Last anomaly tick (sequence gap or feed status).
+    pub anomaly: Option<Tick>,
+}
+
+/// What the fan-out thread's rings looked like on its last loop turn; the
+/// server's I/O pass adapts to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingState {
+    /// Nothing to do; the thread just parked: do a full pass now.
+    Idle,
+    /// Events are flowing and the thread keeps up: a pass when due.
+    Busy,
+    /// The thread is behind (a full batch was taken): a pass when due, but
+    /// no socket writes until the rings are caught up. Sustained, this
+    /// turns into slow-consumer closes rather than a slower pipeline.
+    Backlog,
+}
+
+/// Default number of final bars kept per instrument and window.
+pub const DEFAULT_BAR_HISTORY: usize = 1_000;
+
+/// What the fan-out knows about the market, for snapshots and REST.
+#[derive(Debug, Clone)]
+pub struct MarketState {
+    latest: Vec<Latest>,
+    /// `[instrument][window]`, oldest first, at most `bar_history` each.
+    bars: Vec<Vec<VecDeque<Bar>>>,
+    bar_history: usize,
+    gaps: Vec<u64>,
+    last_data_ns: i64,
+}
+
+impl MarketState {
+    /// Empty state for `n_instruments`, keeping `bar_history` bars per
+    /// instrument and window.
+    pub fn new(n_instruments: usize, bar_history: usize) -> Self {
+        Self {
+            latest: vec![Latest::default(); n_instruments],
+            bars: vec![Vec::new(); n_instruments],
+            bar_history: bar_history.max(1),
+            gaps: vec![0; n_instruments],
+            last_data_ns: 0,
+        }
+    }
+
+    /// Applies one event. Bar storage grows as bars arrive (a VecDeque per
+    /// instrument and window, bounded by `bar_history`).
+    #[inline]
+    pub fn apply(&mut self, ev: &Event) {
+        let i = ev.instrument().0 as usize;
+        if i >= self.latest.len() {
+            return;
+        }
+        self.last_data_ns = self.last_data_ns.max(ev.recv_ns);
+        match &ev.body {
+            EventBody::Tick(t) => {
+                let l = &mut self.latest[i];
+                match t.kind() {
+                    Some(TickKind::Trade) => l.trade = Some(*t),
+                    Some(TickKind::Quote) => l.quote = Some(*t),
+                    Some(TickKind::Gap) => {
+                        l.anomaly = Some(*t);
+                        self.gaps[i] += 1;
+                    }
+                    Some(TickKind::FeedStatus) => l.anomaly = Some(*t),
+                    _ => {}
+                }
+            }
+            EventBody::Bar(b) if b.is_final => {
+                let w = usize::from(b.window_idx);
+                if w >= MAX_WINDOWS {
+                    return;
+                }
+                let per = &mut self.bars[i];
+                if per.len() <= w {
+                    per.resize_with(w + 1, VecDeque::new);
+                }
+                let q = &mut per[w];
+                if q.len() >= self.bar_history {
+                    q.pop_front();
+                }
+                q.push_back(*b);
+            }
+            EventBody::Bar(_) => {}
+            _ => {}
+        }
+    }
+
+    /// Latest values of an instrument.
+    pub fn latest(&self, inst: usize) -> Option<Latest> {
+        self.latest.get(inst).copied()
+    }
+
+    /// Recent final bars of an instrument and window, oldest first.
+    pub fn bars(&self, inst: usize, window: usize) -> impl DoubleEndedIterator<Item = &Bar> {
+        self.bars
+            .get(inst)
+            .and_then(|w| w.get(window))
+            .into_iter()
+            .flatten()
+    }
+
+    /// The last final bar of an instrument and window.
+    pub fn last_bar(&self, inst: usize, window: usize) -> Option<&Bar> {
+        self.bars.get(inst)?.get(window)?.back()
+    }
+
+    /// Sequence gaps reported for an instrument.
+    pub fn gaps(&self, inst: usize) -> u64 {
+        self.gaps.get(inst).copied().unwrap_or(0)
+    }
+
+    /// Receive time of the newest event seen (ns since the Unix epoch on
+    /// the engine clock); 0 before the first.
+    pub fn last_data_ns(&self) -> i64 {
+        self.last_data_ns
+    }
+
+    /// Number of instruments.
+    pub fn len(&self) -> usize {
+        self.latest.len()
+    }
+
+    /// Whether there are no instruments.
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
 }
 
 /// The fan-out stage.
 pub struct FanoutStage {
-    latest: Vec<Latest>,
+    market: MarketState,
     sinks: Vec<Box<dyn EventSink>>,
+    server: Option<Box<server::Server>>,
     events: u64,
 }
 
@@ -40,6 +180,7 @@ impl std::fmt::Debug for FanoutStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FanoutStage")
             .field("sinks", &self.sinks.len())
+            .field("server", &self.server)
             .field("events", &self.events)
             .finish()
     }
@@ -49,33 +190,71 @@ impl FanoutStage {
     /// A stage with state for every instrument and the given sinks.
     pub fn new(registry: &InstrumentRegistry, sinks: Vec<Box<dyn EventSink>>) -> Self {
         Self {
-            latest: vec![Latest::default(); registry.len()],
+            market: MarketState::new(registry.len(), DEFAULT_BAR_HISTORY),
             sinks,
+            server: None,
             events: 0,
         }
+    }
+
+    /// Keeps `n` final bars per instrument and window (default
+    /// [`DEFAULT_BAR_HISTORY`]). Call before the first event.
+    pub fn with_bar_history(mut self, n: usize) -> Self {
+        self.market = MarketState::new(self.market.len(), n);
+        self
+    }
+
+    /// Attaches the subscriber server; from now on the fan-out thread
+    /// drives its sockets through [`Self::poll_io`].
+    pub fn attach_server(&mut self, server: server::Server) {
+        self.server = Some(Box::new(server));
+    }
+
+    /// Whether a server is attached (the pipeline then calls `poll_io`).
+    pub fn has_io(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The attached server's bound address.
+    pub fn server_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().map(|s| s.local_addr())
     }
 
     /// Processes one event.
     #[inline]
     pub fn step(&mut self, ev: &Event) {
         self.events += 1;
-        if let EventBody::Tick(t) = &ev.body
-            && let Some(l) = self.latest.get_mut(t.instrument.0 as usize)
-        {
-            match t.kind() {
-                Some(TickKind::Trade) => l.trade = Some(*t),
-                Some(TickKind::Quote) => l.quote = Some(*t),
-                _ => {}
-            }
-        }
+        self.market.apply(ev);
         for s in &mut self.sinks {
             s.on_event(ev);
+        }
+        if let Some(srv) = &mut self.server {
+            srv.on_event(ev);
+        }
+    }
+
+    /// Serves the attached server's sockets: accepts, requests, subscriber
+    /// writes, timers. Never blocks; cheap to call on every loop turn (when
+    /// busy a pass runs at most every [`server::BUSY_IO_INTERVAL`],
+    /// otherwise it costs one clock read). `rings` says what the fan-out
+    /// thread's last turn found; see [`RingState`]. Returns whether
+    /// anything was done.
+    #[inline]
+    pub fn poll_io(&mut self, rings: RingState) -> bool {
+        match &mut self.server {
+            Some(srv) => srv.poll(rings, &self.market),
+            None => false,
         }
     }
 
     /// Latest values of an instrument.
     pub fn latest(&self, inst: usize) -> Option<Latest> {
-        self.latest.get(inst).copied()
+        self.market.latest(inst)
+    }
+
+    /// Market state (latest values, recent bars).
+    pub fn market(&self) -> &MarketState {
+        &self.market
     }
 
     /// Events processed.
@@ -83,10 +262,13 @@ impl FanoutStage {
         self.events
     }
 
-    /// Drains sinks at shutdown.
+    /// Drains sinks and closes subscribers (close frame 1001) at shutdown.
     pub fn finish(&mut self) {
         for s in &mut self.sinks {
             s.finish();
+        }
+        if let Some(srv) = &mut self.server {
+            srv.shutdown(&self.market);
         }
     }
 }
@@ -321,5 +503,51 @@ mod tests {
         assert_eq!(f.latest(0).unwrap().quote, Some(q));
         assert_eq!(store.lock().unwrap().len(), 2);
         assert_eq!(f.events(), 2);
+        assert_eq!(f.market().last_data_ns(), 6);
+    }
+
+    #[test]
+    fn market_state_keeps_bounded_bar_history_and_gaps() {
+        let mut m = MarketState::new(2, 3);
+        for k in 0..5 {
+            m.apply(&Event {
+                recv_ns: k,
+                body: EventBody::Bar(Bar {
+                    instrument: InstrumentId(1),
+                    window_idx: 2,
+                    is_final: true,
+                    start_ns: k,
+                    ..Bar::default()
+                }),
+            });
+        }
+        // Provisional bars are not stored.
+        m.apply(&Event {
+            recv_ns: 9,
+            body: EventBody::Bar(Bar {
+                instrument: InstrumentId(1),
+                window_idx: 2,
+                is_final: false,
+                start_ns: 99,
+                ..Bar::default()
+            }),
+        });
+        let starts: Vec<i64> = m.bars(1, 2).map(|b| b.start_ns).collect();
+        assert_eq!(starts, [2, 3, 4]);
+        assert_eq!(m.last_bar(1, 2).unwrap().start_ns, 4);
+        assert!(m.last_bar(1, 0).is_none() && m.last_bar(0, 2).is_none());
+        assert_eq!(m.bars(5, 0).count(), 0);
+        let g = Tick {
+            instrument: InstrumentId(0),
+            kind: TickKind::Gap as u8,
+            ..Tick::default()
+        };
+        m.apply(&Event {
+            recv_ns: 10,
+            body: EventBody::Tick(g),
+        });
+        assert_eq!(m.gaps(0), 1);
+        assert_eq!(m.latest(0).unwrap().anomaly, Some(g));
+        assert_eq!(m.last_data_ns(), 10);
     }
 }

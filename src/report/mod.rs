@@ -99,7 +99,9 @@ pub fn load_run(path: &Path) -> Result<Run, String> {
     })
 }
 
-const STAGE_ORDER: [&str; 6] = ["decode", "journal", "kernel", "signal", "fanout", "e2e"];
+const STAGE_ORDER: [&str; 7] = [
+    "decode", "journal", "kernel", "signal", "fanout", "e2e", "deliver",
+];
 
 fn stages_of(run: &Run) -> Vec<&str> {
     let mut v: Vec<&str> = STAGE_ORDER

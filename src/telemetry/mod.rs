@@ -73,29 +73,61 @@ impl Gauge {
 }
 
 /// Shared, mergeable latency statistics of one stage.
+///
+/// Holds two histograms fed by the same merges: an *interval* one that the
+/// stats logger takes and resets ([`StageStats::take_interval`]), and a
+/// *cumulative* one since start that readers such as `/metrics` look at
+/// without disturbing the logger ([`StageStats::with_cumulative`]).
 #[derive(Debug)]
 pub struct StageStats {
-    /// Stage name (`decode`, `kernel`, `signal`, `fanout`, `e2e`).
+    /// Stage name (`decode`, `kernel`, `signal`, `fanout`, `e2e`, `deliver`).
     pub name: &'static str,
-    /// Histogram since the last interval snapshot.
-    interval: Mutex<Histogram<u64>>,
+    hists: Mutex<StageHists>,
+}
+
+#[derive(Debug)]
+struct StageHists {
+    interval: Histogram<u64>,
+    cumulative: Histogram<u64>,
+}
+
+impl StageHists {
+    /// Same bounds on every side, so `add` cannot fail or allocate.
+    fn merge(&mut self, local: &Histogram<u64>) {
+        let _ = self.interval.add(local);
+        let _ = self.cumulative.add(local);
+    }
 }
 
 impl StageStats {
-    fn new(name: &'static str) -> Self {
+    /// Empty statistics for a stage called `name`.
+    pub fn new(name: &'static str) -> Self {
         Self {
             name,
-            interval: Mutex::new(new_histogram()),
+            hists: Mutex::new(StageHists {
+                interval: new_histogram(),
+                cumulative: new_histogram(),
+            }),
         }
     }
 
     /// Takes the histogram accumulated since the previous call and resets it.
     pub fn take_interval(&self) -> Histogram<u64> {
         let mut fresh = new_histogram();
-        if let Ok(mut h) = self.interval.lock() {
-            std::mem::swap(&mut *h, &mut fresh);
+        if let Ok(mut h) = self.hists.lock() {
+            std::mem::swap(&mut h.interval, &mut fresh);
         }
         fresh
+    }
+
+    /// Runs `f` on the cumulative histogram (everything published since
+    /// start) under the lock. Recorders never wait for it (they retry their
+    /// merge later), so keep `f` short: read percentiles, or clone.
+    pub fn with_cumulative<R>(&self, f: impl FnOnce(&Histogram<u64>) -> R) -> R {
+        match self.hists.lock() {
+            Ok(h) => f(&h.cumulative),
+            Err(p) => f(&p.into_inner().cumulative),
+        }
     }
 }
 
@@ -136,9 +168,8 @@ impl StageRecorder {
         if self.pending == 0 {
             return;
         }
-        if let Ok(mut h) = self.shared.interval.try_lock() {
-            // Same bounds on both sides, so `add` cannot fail or allocate.
-            let _ = h.add(&self.local);
+        if let Ok(mut h) = self.shared.hists.try_lock() {
+            h.merge(&self.local);
             self.local.reset();
             self.pending = 0;
         }
@@ -149,8 +180,8 @@ impl StageRecorder {
         if self.pending == 0 {
             return;
         }
-        if let Ok(mut h) = self.shared.interval.lock() {
-            let _ = h.add(&self.local);
+        if let Ok(mut h) = self.shared.hists.lock() {
+            h.merge(&self.local);
             self.local.reset();
             self.pending = 0;
         }
@@ -264,6 +295,9 @@ pub struct Telemetry {
     /// CPU time used by each pipeline thread (feed, kernel, signal,
     /// fan-out), ns; set when the thread ends.
     pub thread_cpu_ns: [Gauge; 4],
+    /// Receive → handed to a subscriber's socket (one sample per message
+    /// per subscriber; recorded by the fan-out server).
+    pub deliver: Arc<StageStats>,
 }
 
 impl Telemetry {
@@ -282,11 +316,14 @@ impl Telemetry {
             fanout_lat: Arc::new(StageStats::new("fanout")),
             e2e: Arc::new(StageStats::new("e2e")),
             thread_cpu_ns: Default::default(),
+            deliver: Arc::new(StageStats::new("deliver")),
         }
     }
 
-    /// The per-stage latency statistics, in pipeline order.
-    pub fn stages(&self) -> [&Arc<StageStats>; 6] {
+    /// The per-stage latency statistics, in pipeline order, then the
+    /// end-to-end ones (`e2e`: receive → fan-out; `deliver`: receive →
+    /// subscriber socket).
+    pub fn stages(&self) -> [&Arc<StageStats>; 7] {
         [
             &self.decode,
             &self.journal,
@@ -294,6 +331,7 @@ impl Telemetry {
             &self.signal_lat,
             &self.fanout_lat,
             &self.e2e,
+            &self.deliver,
         ]
     }
 }
@@ -374,6 +412,14 @@ mod tests {
         assert!(p.max >= 1_000_000 && p.max <= 1_001_000, "{p:?}");
         // Interval was reset.
         assert_eq!(shared.take_interval().len(), 0);
+        // The cumulative histogram still has everything.
+        assert_eq!(shared.with_cumulative(|h| h.len()), 1000);
+        for v in 1..=10 {
+            r.record(v);
+        }
+        r.publish();
+        assert_eq!(shared.take_interval().len(), 10);
+        assert_eq!(shared.with_cumulative(|h| h.len()), 1010);
     }
 
     #[test]
