@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::decimal::parse_scaled;
+use crate::event::MAX_MOVERS;
+pub use crate::event::Severity;
 use crate::instruments::InstrumentRegistry;
+use crate::kernel::{
+    AnomalyRules, IndexSpec, IndicatorSpec, KernelSetup, OverviewSetup, RuleSetup,
+};
 
 /// A configuration problem, with the file and key it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -602,14 +607,342 @@ impl Default for PipelineConfig {
 pub struct KernelConfig {
     /// Bar windows, e.g. `["1m", "5m", "15m"]` (units s, m, h; at most 8).
     pub windows: Vec<String>,
+    /// Grace after a window's end before a watermark or timer finalizes a
+    /// bar that no later trade of its own instrument has closed, ms.
+    pub bar_grace_ms: u64,
+    /// Event time between provisional bar/indicator emissions per
+    /// instrument and window, ms; 0 = never emit (still queryable).
+    pub provisional_interval_ms: u64,
+    /// Wall time between timer calls of an idle kernel thread (live feeds
+    /// only), ms.
+    pub timer_interval_ms: u64,
+    /// Indicator set computed on every window's bar closes.
+    pub indicators: IndicatorsConfig,
+    /// Anomaly rules.
+    pub anomalies: AnomaliesConfig,
+    /// Market overview: movers and sectors.
+    pub overview: OverviewConfig,
+    /// Composite indices (`[[kernel.indices]]`).
+    pub indices: Vec<IndexConfig>,
 }
 
 impl Default for KernelConfig {
     fn default() -> Self {
         Self {
             windows: vec!["1m".into(), "5m".into(), "15m".into()],
+            bar_grace_ms: 2_000,
+            provisional_interval_ms: 1_000,
+            timer_interval_ms: 100,
+            indicators: IndicatorsConfig::default(),
+            anomalies: AnomaliesConfig::default(),
+            overview: OverviewConfig::default(),
+            indices: Vec::new(),
         }
     }
+}
+
+/// `[kernel.indicators]`: periods from config; JSON keys are named from them
+/// (`sma_20`, `ema_12`, `rsi_14`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndicatorsConfig {
+    /// SMA periods.
+    pub sma: Vec<usize>,
+    /// EMA periods.
+    pub ema: Vec<usize>,
+    /// RSI periods.
+    pub rsi: Vec<usize>,
+    /// MACD.
+    pub macd: MacdConfig,
+    /// Bollinger Bands.
+    pub bollinger: BollingerConfig,
+    /// Rolling average volume over this many bars (`avg_volume_N`); 0 = off.
+    pub avg_volume: usize,
+    /// Session VWAP (`session_vwap`) in every snapshot.
+    pub session_vwap: bool,
+}
+
+impl Default for IndicatorsConfig {
+    fn default() -> Self {
+        Self {
+            sma: vec![20, 50, 200],
+            ema: vec![12, 26],
+            rsi: vec![14],
+            macd: MacdConfig::default(),
+            bollinger: BollingerConfig::default(),
+            avg_volume: 20,
+            session_vwap: true,
+        }
+    }
+}
+
+/// `[kernel.indicators.macd]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MacdConfig {
+    /// Compute it (keys `macd`, `macd_signal`, `macd_hist`).
+    pub enabled: bool,
+    /// Fast EMA period.
+    pub fast: usize,
+    /// Slow EMA period.
+    pub slow: usize,
+    /// Signal EMA period.
+    pub signal: usize,
+}
+
+impl Default for MacdConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            fast: 12,
+            slow: 26,
+            signal: 9,
+        }
+    }
+}
+
+/// `[kernel.indicators.bollinger]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BollingerConfig {
+    /// Compute them (keys `bb_upper`, `bb_middle`, `bb_lower`).
+    pub enabled: bool,
+    /// Period.
+    pub period: usize,
+    /// Band width in standard deviations (both bands).
+    pub stddev: f64,
+}
+
+impl Default for BollingerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            period: 20,
+            stddev: 2.0,
+        }
+    }
+}
+
+/// Default anomaly cooldown per (instrument, rule): 5 minutes.
+pub const DEFAULT_COOLDOWN_MS: u64 = 300_000;
+
+/// `[kernel.anomalies]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomaliesConfig {
+    /// Window whose bars the bar-based rules (price spike, volume spike,
+    /// RSI) use; absent = the first configured window.
+    pub window: Option<String>,
+    /// Trade price vs the N-bar average close.
+    pub price_spike: PriceSpikeConfig,
+    /// Forming bar volume vs the N-bar average volume.
+    pub volume_spike: VolumeSpikeConfig,
+    /// RSI entering overbought/oversold.
+    pub rsi_extreme: RsiExtremeConfig,
+    /// Receive → kernel latency.
+    pub latency: LatencyConfig,
+    /// Sequence gaps reported by adapters.
+    pub sequence_gap: FeedRuleConfig,
+    /// Stale-feed reports from adapters.
+    pub stale_feed: FeedRuleConfig,
+    /// Crossed/locked books (adapter reports and crossed quotes).
+    pub crossed_book: FeedRuleConfig,
+}
+
+impl Default for AnomaliesConfig {
+    fn default() -> Self {
+        Self {
+            window: None,
+            price_spike: PriceSpikeConfig::default(),
+            volume_spike: VolumeSpikeConfig::default(),
+            rsi_extreme: RsiExtremeConfig::default(),
+            latency: LatencyConfig::default(),
+            sequence_gap: FeedRuleConfig::default(),
+            stale_feed: FeedRuleConfig::default(),
+            crossed_book: FeedRuleConfig {
+                severity: Severity::Critical,
+                ..FeedRuleConfig::default()
+            },
+        }
+    }
+}
+
+/// `[kernel.anomalies.price_spike]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriceSpikeConfig {
+    /// Rule on.
+    pub enabled: bool,
+    /// Fires when |price − avg| / avg exceeds this many percent.
+    pub threshold_pct: f64,
+    /// Bars in the average.
+    pub period: usize,
+    /// Severity.
+    pub severity: Severity,
+    /// Per-(instrument, rule) cooldown, ms of event time.
+    pub cooldown_ms: u64,
+}
+
+impl Default for PriceSpikeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold_pct: 5.0,
+            period: 20,
+            severity: Severity::Warning,
+            cooldown_ms: DEFAULT_COOLDOWN_MS,
+        }
+    }
+}
+
+/// `[kernel.anomalies.volume_spike]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VolumeSpikeConfig {
+    /// Rule on.
+    pub enabled: bool,
+    /// Fires when the forming bar's volume exceeds this multiple of the
+    /// average.
+    pub multiple: f64,
+    /// Bars in the average.
+    pub period: usize,
+    /// Severity.
+    pub severity: Severity,
+    /// Per-(instrument, rule) cooldown, ms of event time.
+    pub cooldown_ms: u64,
+}
+
+impl Default for VolumeSpikeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            multiple: 3.0,
+            period: 20,
+            severity: Severity::Warning,
+            cooldown_ms: DEFAULT_COOLDOWN_MS,
+        }
+    }
+}
+
+/// `[kernel.anomalies.rsi_extreme]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RsiExtremeConfig {
+    /// Rule on.
+    pub enabled: bool,
+    /// Fires when RSI moves above this level.
+    pub overbought: f64,
+    /// Fires when RSI moves below this level.
+    pub oversold: f64,
+    /// RSI period.
+    pub period: usize,
+    /// Severity.
+    pub severity: Severity,
+    /// Per-(instrument, rule) cooldown, ms of event time.
+    pub cooldown_ms: u64,
+}
+
+impl Default for RsiExtremeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            overbought: 70.0,
+            oversold: 30.0,
+            period: 14,
+            severity: Severity::Info,
+            cooldown_ms: DEFAULT_COOLDOWN_MS,
+        }
+    }
+}
+
+/// `[kernel.anomalies.latency]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LatencyConfig {
+    /// Rule on (only evaluated by the threaded pipeline, which knows "now").
+    pub enabled: bool,
+    /// Fires when receive → kernel latency exceeds this, ms.
+    pub threshold_ms: u64,
+    /// Severity.
+    pub severity: Severity,
+    /// Per-(instrument, rule) cooldown, ms of event time.
+    pub cooldown_ms: u64,
+}
+
+impl Default for LatencyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold_ms: 100,
+            severity: Severity::Warning,
+            cooldown_ms: DEFAULT_COOLDOWN_MS,
+        }
+    }
+}
+
+/// `[kernel.anomalies.sequence_gap]`, `.stale_feed`, `.crossed_book`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedRuleConfig {
+    /// Rule on.
+    pub enabled: bool,
+    /// Severity.
+    pub severity: Severity,
+    /// Per-(instrument, rule) cooldown, ms of event time.
+    pub cooldown_ms: u64,
+}
+
+impl Default for FeedRuleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            severity: Severity::Warning,
+            cooldown_ms: DEFAULT_COOLDOWN_MS,
+        }
+    }
+}
+
+/// `[kernel.overview]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverviewConfig {
+    /// Entries per movers list (1..=8); 0 = no movers events.
+    pub top_n: usize,
+    /// Least event time between two evaluations of movers, sectors and
+    /// indices, ms (rate limit).
+    pub interval_ms: u64,
+}
+
+impl Default for OverviewConfig {
+    fn default() -> Self {
+        Self {
+            top_n: 5,
+            interval_ms: 1_000,
+        }
+    }
+}
+
+/// `[[kernel.indices]]`: a composite index of weighted constituents.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Index name (JSON `index`).
+    pub name: String,
+    /// Constituents.
+    pub constituents: Vec<ConstituentConfig>,
+}
+
+/// One index constituent.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConstituentConfig {
+    /// `VENUE:SYMBOL`, listed in `[[instruments]]`.
+    pub symbol: String,
+    /// Weight.
+    pub weight: f64,
+    /// Base price (decimal string); absent = the first trade price seen.
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 /// `[telemetry]`
@@ -1415,6 +1748,7 @@ impl EngineConfig {
         }
         self.window_ns()?;
         self.registry()?;
+        self.kernel_setup()?;
         self.server.validate()?;
         self.validate_calendars()?;
         crate::signal::SignalStage::check_config(self, &reg)?;
@@ -1439,6 +1773,207 @@ impl EngineConfig {
             }
         }
         Ok(())
+    }
+
+    /// The validated kernel setup: windows, grace, provisional interval,
+    /// indicator periods, anomaly rules, overview and indices. `wall_timer`
+    /// is left `false`; the engine turns it on for live sources.
+    ///
+    /// # Errors
+    /// The first invalid `kernel.*` key.
+    pub fn kernel_setup(&self) -> Result<KernelSetup, ConfigError> {
+        const MS: i64 = 1_000_000;
+        const DAY_MS: u64 = 86_400_000;
+        let k = &self.kernel;
+        let windows_ns = self.window_ns()?;
+        let ms = |key: &str, v: u64, min: u64| -> Result<i64, ConfigError> {
+            if v < min || v > DAY_MS {
+                return Err(invalid(
+                    format!("kernel.{key}"),
+                    format!("must be between {min} and {DAY_MS} ms"),
+                ));
+            }
+            Ok(v as i64 * MS)
+        };
+        let i = &k.indicators;
+        let indicators = IndicatorSpec {
+            sma: i.sma.clone(),
+            ema: i.ema.clone(),
+            rsi: i.rsi.clone(),
+            macd: i
+                .macd
+                .enabled
+                .then_some((i.macd.fast, i.macd.slow, i.macd.signal)),
+            bollinger: i
+                .bollinger
+                .enabled
+                .then_some((i.bollinger.period, i.bollinger.stddev)),
+            avg_volume: (i.avg_volume > 0).then_some(i.avg_volume),
+            session_vwap: i.session_vwap,
+        };
+        indicators
+            .check()
+            .map_err(|m| invalid("kernel.indicators", m))?;
+
+        let a = &k.anomalies;
+        let window = match &a.window {
+            None => 0,
+            Some(w) => {
+                let ns = parse_window(w).map_err(|m| invalid("kernel.anomalies.window", m))?;
+                windows_ns.iter().position(|x| *x == ns).ok_or_else(|| {
+                    invalid(
+                        "kernel.anomalies.window",
+                        format!("window '{w}' is not in kernel.windows"),
+                    )
+                })?
+            }
+        };
+        let rule = |key: &str, enabled: bool, severity: Severity, cd: u64| {
+            ms(&format!("anomalies.{key}.cooldown_ms"), cd, 0).map(|cooldown_ns| RuleSetup {
+                enabled,
+                severity,
+                cooldown_ns,
+            })
+        };
+        let period = |key: &str, p: usize| {
+            if (1..=crate::kernel::indicators::MAX_PERIOD).contains(&p) {
+                Ok(p)
+            } else {
+                Err(invalid(
+                    format!("kernel.anomalies.{key}.period"),
+                    "must be between 1 and 100000",
+                ))
+            }
+        };
+        let ps = &a.price_spike;
+        if !(ps.threshold_pct > 0.0 && ps.threshold_pct.is_finite()) {
+            return Err(invalid(
+                "kernel.anomalies.price_spike.threshold_pct",
+                "must be a positive percentage, e.g. 5.0",
+            ));
+        }
+        let vs = &a.volume_spike;
+        if !(vs.multiple > 0.0 && vs.multiple.is_finite()) {
+            return Err(invalid(
+                "kernel.anomalies.volume_spike.multiple",
+                "must be a positive number, e.g. 3.0",
+            ));
+        }
+        let rs = &a.rsi_extreme;
+        if !(0.0..=100.0).contains(&rs.oversold)
+            || !(0.0..=100.0).contains(&rs.overbought)
+            || rs.oversold >= rs.overbought
+        {
+            return Err(invalid(
+                "kernel.anomalies.rsi_extreme",
+                "need 0 <= oversold < overbought <= 100",
+            ));
+        }
+        let lat = &a.latency;
+        let rules = AnomalyRules {
+            window,
+            price_spike: rule("price_spike", ps.enabled, ps.severity, ps.cooldown_ms)?,
+            price_spike_fraction: ps.threshold_pct / 100.0,
+            price_spike_period: period("price_spike", ps.period)?,
+            volume_spike: rule("volume_spike", vs.enabled, vs.severity, vs.cooldown_ms)?,
+            volume_multiple: vs.multiple,
+            volume_period: period("volume_spike", vs.period)?,
+            rsi: rule("rsi_extreme", rs.enabled, rs.severity, rs.cooldown_ms)?,
+            rsi_overbought: rs.overbought,
+            rsi_oversold: rs.oversold,
+            rsi_period: period("rsi_extreme", rs.period)?,
+            latency: rule("latency", lat.enabled, lat.severity, lat.cooldown_ms)?,
+            latency_threshold_ns: ms("anomalies.latency.threshold_ms", lat.threshold_ms, 1)?,
+            sequence_gap: rule(
+                "sequence_gap",
+                a.sequence_gap.enabled,
+                a.sequence_gap.severity,
+                a.sequence_gap.cooldown_ms,
+            )?,
+            stale_feed: rule(
+                "stale_feed",
+                a.stale_feed.enabled,
+                a.stale_feed.severity,
+                a.stale_feed.cooldown_ms,
+            )?,
+            crossed_book: rule(
+                "crossed_book",
+                a.crossed_book.enabled,
+                a.crossed_book.severity,
+                a.crossed_book.cooldown_ms,
+            )?,
+        };
+
+        if k.overview.top_n > MAX_MOVERS {
+            return Err(invalid(
+                "kernel.overview.top_n",
+                format!("must be between 0 and {MAX_MOVERS}"),
+            ));
+        }
+        let reg = self.registry()?;
+        let mut indices: Vec<IndexSpec> = Vec::new();
+        for (n, ix) in k.indices.iter().enumerate() {
+            let key = format!("kernel.indices[{n}]");
+            if ix.name.trim().is_empty() || indices.iter().any(|o| o.name == ix.name) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    "give every index a unique, non-empty name",
+                ));
+            }
+            if ix.constituents.is_empty() {
+                return Err(invalid(
+                    format!("{key}.constituents"),
+                    "list at least one {symbol = \"VENUE:SYMBOL\", weight = 1.0}",
+                ));
+            }
+            let mut cons = Vec::new();
+            for (c, con) in ix.constituents.iter().enumerate() {
+                let ckey = format!("{key}.constituents[{c}]");
+                let id = reg.lookup_key(&con.symbol).ok_or_else(|| {
+                    invalid(
+                        format!("{ckey}.symbol"),
+                        format!("'{}' is not in [[instruments]]", con.symbol),
+                    )
+                })?;
+                if !con.weight.is_finite() {
+                    return Err(invalid(format!("{ckey}.weight"), "must be a finite number"));
+                }
+                let pp = reg.get(id).map_or(0, |i| i.price_precision);
+                let base = match &con.base {
+                    None => 0,
+                    Some(b) => match parse_scaled(b, pp) {
+                        Ok(v) if v > 0 => v,
+                        _ => {
+                            return Err(invalid(
+                                format!("{ckey}.base"),
+                                format!(
+                                    "'{b}' must be a positive decimal with at most {pp} fraction digits"
+                                ),
+                            ));
+                        }
+                    },
+                };
+                cons.push((id, con.weight, base));
+            }
+            indices.push(IndexSpec {
+                name: ix.name.clone(),
+                constituents: cons,
+            });
+        }
+        Ok(KernelSetup {
+            windows_ns,
+            bar_grace_ns: ms("bar_grace_ms", k.bar_grace_ms, 0)?,
+            provisional_interval_ns: ms("provisional_interval_ms", k.provisional_interval_ms, 0)?,
+            wall_timer: false,
+            timer_interval_ns: ms("timer_interval_ms", k.timer_interval_ms, 1)?,
+            indicators,
+            rules,
+            overview: OverviewSetup {
+                top_n: k.overview.top_n,
+                interval_ns: ms("overview.interval_ms", k.overview.interval_ms, 0)?,
+                indices,
+            },
+        })
     }
 
     /// The configured bar windows in ns, validated.
@@ -1580,6 +2115,107 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("instruments[0].symbol"), "{e}");
+    }
+
+    #[test]
+    fn kernel_section_parses_and_validates() {
+        let cfg = parse(
+            r#"
+[kernel]
+windows = ["1s", "1m"]
+bar_grace_ms = 500
+provisional_interval_ms = 0
+[kernel.indicators]
+sma = [10]
+ema = []
+rsi = [7, 14]
+avg_volume = 0
+[kernel.indicators.macd]
+enabled = false
+[kernel.anomalies]
+window = "1m"
+[kernel.anomalies.price_spike]
+threshold_pct = 2.5
+severity = "critical"
+cooldown_ms = 1000
+[kernel.overview]
+top_n = 3
+[[kernel.indices]]
+name = "MAJ"
+constituents = [{ symbol = "SIM:BTCUSDT", weight = 0.6 }, { symbol = "sim:ethusdt", weight = 0.4, base = "2650.17" }]
+"#,
+        )
+        .unwrap();
+        let k = cfg.kernel_setup().unwrap();
+        assert_eq!(k.windows_ns, [1_000_000_000, 60_000_000_000]);
+        assert_eq!(k.bar_grace_ns, 500_000_000);
+        assert_eq!(k.provisional_interval_ns, 0);
+        assert_eq!(
+            k.indicators.slot_names(),
+            [
+                "sma_10",
+                "rsi_7",
+                "rsi_14",
+                "bb_upper",
+                "bb_middle",
+                "bb_lower",
+                "session_vwap"
+            ]
+        );
+        assert_eq!(k.rules.window, 1);
+        assert_eq!(k.rules.price_spike_fraction, 0.025);
+        assert_eq!(k.rules.price_spike.severity, Severity::Critical);
+        assert_eq!(k.rules.price_spike.cooldown_ns, 1_000_000_000);
+        assert_eq!(k.rules.volume_spike.cooldown_ns, 300_000_000_000);
+        assert_eq!(k.overview.top_n, 3);
+        let ix = &k.overview.indices[0];
+        assert_eq!(ix.name, "MAJ");
+        assert_eq!(ix.constituents[1].0, crate::instruments::InstrumentId(1));
+        assert_eq!(ix.constituents[1].2, 265_017);
+        assert_eq!(ix.constituents[0].2, 0);
+    }
+
+    #[test]
+    fn kernel_errors_name_the_key() {
+        for (toml, key) in [
+            ("[kernel.indicators]\nsma = [0]\n", "kernel.indicators"),
+            (
+                "[kernel.indicators]\nsma = [1,2,3,4,5,6]\n",
+                "kernel.indicators",
+            ),
+            (
+                "[kernel.anomalies]\nwindow = \"4h\"\n",
+                "kernel.anomalies.window",
+            ),
+            (
+                "[kernel.anomalies.price_spike]\nthreshold_pct = 0.0\n",
+                "kernel.anomalies.price_spike.threshold_pct",
+            ),
+            (
+                "[kernel.anomalies.rsi_extreme]\noversold = 80.0\n",
+                "kernel.anomalies.rsi_extreme",
+            ),
+            ("[kernel.overview]\ntop_n = 9\n", "kernel.overview.top_n"),
+            (
+                "[kernel]\ntimer_interval_ms = 0\n",
+                "kernel.timer_interval_ms",
+            ),
+            (
+                "[[kernel.indices]]\nname = \"X\"\nconstituents = [{symbol = \"SIM:NOPE\", weight = 1.0}]\n",
+                "kernel.indices[0].constituents[0].symbol",
+            ),
+            (
+                "[[kernel.indices]]\nname = \"X\"\nconstituents = [{symbol = \"SIM:BTCUSDT\", weight = 1.0, base = \"1.234\"}]\n",
+                "kernel.indices[0].constituents[0].base",
+            ),
+        ] {
+            let e = parse(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+        let e = parse("[kernel.anomalies.latency]\nseverity = \"loud\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loud") || e.contains("severity"), "{e}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::instruments::InstrumentRegistry;
 use crate::journal::events::EventJournalSink;
 use crate::journal::ticks::TickJournal;
 use crate::json::JsonContext;
-use crate::kernel::{IndicatorKernel, KernelSetup};
+use crate::kernel::IndicatorKernel;
 use crate::pipeline::{Pipeline, Stages, collect_finished};
 use crate::signal::SignalStage;
 use crate::telemetry::{Percentiles, Telemetry, fmt_ns, new_histogram};
@@ -226,7 +226,8 @@ pub fn build_stages_with_secrets(
     secrets: &FeedSecrets,
 ) -> Result<(Stages, Arc<InstrumentRegistry>), String> {
     let registry = Arc::new(cfg.registry().map_err(|e| e.to_string())?);
-    let windows = cfg.window_ns().map_err(|e| e.to_string())?;
+    // Validate the kernel section before touching the journal directory.
+    cfg.kernel_setup().map_err(|e| e.to_string())?;
     let journal = if cfg.journal.enabled {
         let (j, rep) = TickJournal::open(&cfg.journal.dir, &cfg.journal, &registry)?;
         if rep.created {
@@ -259,20 +260,50 @@ pub fn build_stages_with_secrets(
     }
     let (source, streams) =
         build_feed(cfg, &registry, clock, secrets).map_err(|e| e.to_string())?;
-    let stages = Stages {
-        feed: FeedStage::with_streams(source, streams, clock),
+    let feed = FeedStage::with_streams(source, streams, clock);
+    let stages = build_stages_with(cfg, &registry, feed, feeds_are_live(cfg), journal, sinks)?;
+    Ok((stages, registry))
+}
+
+/// Whether every feed's event time follows the wall clock (venue
+/// WebSockets, paced simulators), so the kernel may close the bars of quiet
+/// symbols on the wall clock. Unpaced simulations run event time far ahead
+/// of the wall clock: their bars close by the event-time watermark only,
+/// which keeps runs deterministic.
+pub fn feeds_are_live(cfg: &EngineConfig) -> bool {
+    !cfg.feeds.is_empty()
+        && cfg.feeds.iter().all(|f| match f.endpoint() {
+            Ok(FeedEndpoint::WebSocket { .. }) => true,
+            Ok(FeedEndpoint::Sim | FeedEndpoint::FeedSim { .. }) => f.sim.paced && f.sim.rate > 0.0,
+            Err(_) => false,
+        })
+}
+
+/// Builds the kernel, signal and fan-out stages around a given feed stage
+/// and (optional) tick journal — replays pass their own feed and `None`.
+/// `live` turns on the kernel's wall-clock timer (see [`feeds_are_live`]);
+/// replays pass `false` and stay deterministic.
+///
+/// # Errors
+/// Invalid `kernel.*` or signal configuration.
+pub fn build_stages_with(
+    cfg: &EngineConfig,
+    registry: &Arc<InstrumentRegistry>,
+    feed: FeedStage,
+    live: bool,
+    journal: Option<TickJournal>,
+    sinks: Vec<Box<dyn EventSink>>,
+) -> Result<Stages, String> {
+    let mut setup = cfg.kernel_setup().map_err(|e| e.to_string())?;
+    setup.wall_timer = live;
+    Ok(Stages {
+        feed,
         journal,
         journal_on_error: cfg.journal.on_error,
-        kernel: IndicatorKernel::new(
-            &registry,
-            &KernelSetup {
-                windows_ns: windows,
-            },
-        ),
-        signal: SignalStage::new(cfg, &registry).map_err(|e| e.to_string())?,
-        fanout: FanoutStage::new(&registry, sinks).with_bar_history(cfg.server.bar_history),
-    };
-    Ok((stages, registry))
+        kernel: IndicatorKernel::new(registry, &setup),
+        signal: SignalStage::new(cfg, registry).map_err(|e| e.to_string())?,
+        fanout: FanoutStage::new(registry, sinks).with_bar_history(cfg.server.bar_history),
+    })
 }
 
 /// Summary of a finished run.

@@ -13,8 +13,12 @@ use std::io::Write as _;
 
 use crate::config::{ConfigError, EngineConfig, window_name};
 use crate::decimal::format_scaled;
-use crate::event::{Bar, Event, EventBody};
+use crate::event::{
+    Anomaly, AnomalyRule, Bar, Event, EventBody, IndexUpdate, IndicatorSnapshot, Movers,
+    MoversList, NO_WINDOW, SectorUpdate,
+};
 use crate::instruments::{Instrument, InstrumentId, InstrumentRegistry};
+use crate::kernel::{KernelSetup, sector_table};
 use crate::signal::events::{
     FillEvent, MarketStatusEvent, OrderEvent, OrderType, PortfolioEvent, RejectionEvent, RiskRule,
     Session, SignalEvent, VALUE_NAMES,
@@ -24,22 +28,43 @@ use crate::telemetry::Percentiles;
 use crate::tick::{Tick, TickKind, flags};
 
 /// Serialization context: the registry (names, precisions), window names,
-/// and the names of strategies and calendars that decision events refer to
-/// by index.
+/// indicator slot names, sector and index names, and the names of
+/// strategies and calendars that decision events refer to by index.
 #[derive(Debug, Clone)]
 pub struct JsonContext {
     registry: InstrumentRegistry,
     window_names: Vec<String>,
+    windows_ns: Vec<i64>,
+    indicator_names: Vec<String>,
+    sector_names: Vec<String>,
+    index_names: Vec<String>,
     strategy_names: Vec<String>,
     calendar_names: Vec<String>,
 }
 
 impl JsonContext {
-    /// A context over `registry` with the kernel's window lengths (ns).
+    /// A context over `registry` with the kernel's window lengths (ns) and
+    /// the default indicator set (see [`JsonContext::for_kernel`]).
     pub fn new(registry: InstrumentRegistry, windows_ns: &[i64]) -> Self {
+        Self::for_kernel(registry, &KernelSetup::with_windows(windows_ns.to_vec()))
+    }
+
+    /// A context naming everything the kernel built from `setup` emits:
+    /// windows, indicator keys (`sma_20`...), sectors and indices.
+    pub fn for_kernel(registry: InstrumentRegistry, setup: &KernelSetup) -> Self {
+        let (sector_names, _) = sector_table(&registry);
         Self {
+            window_names: setup.windows_ns.iter().map(|w| window_name(*w)).collect(),
+            windows_ns: setup.windows_ns.clone(),
+            indicator_names: setup.indicators.slot_names(),
+            sector_names,
+            index_names: setup
+                .overview
+                .indices
+                .iter()
+                .map(|i| i.name.clone())
+                .collect(),
             registry,
-            window_names: windows_ns.iter().map(|w| window_name(*w)).collect(),
             strategy_names: Vec::new(),
             calendar_names: Vec::new(),
         }
@@ -52,14 +77,14 @@ impl JsonContext {
         self
     }
 
-    /// The context for an engine config: registry, windows, strategy and
-    /// calendar names.
+    /// The context for an engine config: registry, windows, indicator keys,
+    /// sector and index names, strategy and calendar names.
     ///
     /// # Errors
-    /// An invalid instrument or window.
+    /// An invalid instrument, window or `kernel.*` key.
     pub fn for_config(cfg: &EngineConfig) -> Result<Self, ConfigError> {
         Ok(
-            Self::new(cfg.registry()?, &cfg.window_ns()?).with_decision_names(
+            Self::for_kernel(cfg.registry()?, &cfg.kernel_setup()?).with_decision_names(
                 cfg.signal
                     .strategies
                     .iter()
@@ -93,6 +118,10 @@ impl JsonContext {
             .cloned()
             .unwrap_or_else(|| window_name(ns))
     }
+
+    fn window_ns(&self, idx: u8) -> Option<i64> {
+        self.windows_ns.get(usize::from(idx)).copied()
+    }
 }
 
 fn key(out: &mut Vec<u8>, k: &str) {
@@ -122,10 +151,14 @@ fn dec_field(out: &mut Vec<u8>, k: &str, v: i64, scale: u8) {
 }
 
 /// Writes a finite float as a JSON number; skips the key if not finite.
+///
+/// The shortest text that reads back as the same `f64`, always with a
+/// fraction or exponent (`61000.0`, `0.0625`, `1e-7`), so every consumer
+/// sees a float.
 pub fn float_field(out: &mut Vec<u8>, k: &str, v: f64) {
     if v.is_finite() {
         key(out, k);
-        let _ = write!(out, "{v}");
+        let _ = write!(out, "{v:?}");
     }
 }
 
@@ -442,11 +475,158 @@ pub fn write_market_status(out: &mut Vec<u8>, ctx: &JsonContext, m: &MarketStatu
     out.push(b'}');
 }
 
+/// Serializes an indicator snapshot (`"type":"indicators"`): one key per
+/// defined value, named from the configured periods (`sma_20`, `rsi_14`,
+/// `macd`, `bb_upper`, `avg_volume_20`, `session_vwap`, ...); values not yet
+/// defined are absent.
+pub fn write_indicators(out: &mut Vec<u8>, ctx: &JsonContext, s: &IndicatorSnapshot) {
+    let inst = ctx.registry.get(s.instrument);
+    head(out, "indicators", inst);
+    if inst.is_none() {
+        str_field(out, "symbol", &format!("?:{}", s.instrument.0));
+    }
+    let wns = ctx.window_ns(s.window_idx).unwrap_or(0);
+    str_field(out, "window", &ctx.window(s.window_idx, wns));
+    int_field(out, "start", s.start_ns);
+    if wns > 0 {
+        int_field(out, "end", s.start_ns + wns);
+    }
+    bool_field(out, "final", s.is_final);
+    for (name, v) in ctx.indicator_names.iter().zip(s.values.iter()) {
+        float_field(out, name, *v);
+    }
+    out.push(b'}');
+}
+
+/// Serializes an anomaly (`"type":"anomaly"`) with `rule`, `severity`,
+/// `ts_event`, and the values that triggered it (see
+/// [`crate::event::Anomaly`]).
+pub fn write_anomaly(out: &mut Vec<u8>, ctx: &JsonContext, a: &Anomaly) {
+    let inst = ctx.registry.get(a.instrument);
+    let (pp, sp) = inst.map_or((0, 0), |i| (i.price_precision, i.size_precision));
+    head(out, "anomaly", inst);
+    if inst.is_none() {
+        str_field(out, "symbol", &format!("?:{}", a.instrument.0));
+    }
+    str_field(out, "rule", a.rule.as_str());
+    str_field(out, "severity", a.severity.as_str());
+    int_field(out, "ts_event", a.ts_event_ns);
+    if a.window_idx != NO_WINDOW {
+        let wns = ctx.window_ns(a.window_idx).unwrap_or(0);
+        str_field(out, "window", &ctx.window(a.window_idx, wns));
+        if a.start_ns != 0 {
+            int_field(out, "start", a.start_ns);
+        }
+    }
+    match a.rule {
+        AnomalyRule::PriceSpike => {
+            dec_field(out, "price", a.a, pp);
+            float_field(out, "average", a.reference);
+            float_field(out, "deviation_pct", a.value * 100.0);
+            float_field(out, "threshold_pct", a.threshold * 100.0);
+        }
+        AnomalyRule::VolumeSpike => {
+            dec_field(out, "volume", a.a, sp);
+            float_field(out, "average_volume", a.reference);
+            float_field(out, "ratio", a.value);
+            float_field(out, "threshold", a.threshold);
+        }
+        AnomalyRule::RsiOverbought | AnomalyRule::RsiOversold => {
+            float_field(out, "rsi", a.value);
+            float_field(out, "previous_rsi", a.reference);
+            float_field(out, "threshold", a.threshold);
+            dec_field(out, "close", a.a, pp);
+        }
+        AnomalyRule::Latency => {
+            int_field(out, "latency_ns", a.a);
+            int_field(out, "threshold_ns", a.b);
+        }
+        AnomalyRule::SequenceGap => {
+            int_field(out, "expected", a.a);
+            int_field(out, "received", a.b);
+            int_field(out, "missing", a.c);
+        }
+        AnomalyRule::StaleFeed => int_field(out, "detail", a.c),
+        AnomalyRule::CrossedBook => {
+            if a.a > 0 || a.b > 0 {
+                dec_field(out, "bid", a.a, pp);
+                dec_field(out, "ask", a.b, pp);
+            } else {
+                int_field(out, "detail", a.c);
+            }
+        }
+    }
+    out.push(b'}');
+}
+
+/// Serializes a movers list (`"type":"movers"`): `list`, `ts_event` and
+/// `entries`, best first, each `{"symbol", "change_pct"}` (gainers, losers)
+/// or `{"symbol", "notional"}` (most active, quote currency).
+pub fn write_movers(out: &mut Vec<u8>, ctx: &JsonContext, m: &Movers) {
+    head(out, "movers", None);
+    str_field(out, "list", m.list.as_str());
+    int_field(out, "ts_event", m.ts_event_ns);
+    key(out, "entries");
+    out.push(b'[');
+    let vkey = match m.list {
+        MoversList::MostActive => "notional",
+        _ => "change_pct",
+    };
+    for (n, (id, v)) in m.entries().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        out.extend_from_slice(b"\"symbol\":\"");
+        match ctx.registry.get(id) {
+            Some(i) => escape_into(out, &i.key),
+            None => {
+                let _ = write!(out, "?:{}", id.0);
+            }
+        }
+        out.push(b'"');
+        float_field(out, vkey, v);
+        out.push(b'}');
+    }
+    out.push(b']');
+    out.push(b'}');
+}
+
+/// Serializes a sector update (`"type":"sector"`).
+pub fn write_sector(out: &mut Vec<u8>, ctx: &JsonContext, s: &SectorUpdate) {
+    head(out, "sector", None);
+    match ctx.sector_names.get(usize::from(s.sector)) {
+        Some(n) => str_field(out, "sector", n),
+        None => int_field(out, "sector", i64::from(s.sector)),
+    }
+    int_field(out, "ts_event", s.ts_event_ns);
+    float_field(out, "change_pct", s.change_pct);
+    int_field(out, "members", i64::from(s.members));
+    out.push(b'}');
+}
+
+/// Serializes a composite index value (`"type":"index"`).
+pub fn write_index(out: &mut Vec<u8>, ctx: &JsonContext, x: &IndexUpdate) {
+    head(out, "index", None);
+    match ctx.index_names.get(usize::from(x.index)) {
+        Some(n) => str_field(out, "index", n),
+        None => int_field(out, "index", i64::from(x.index)),
+    }
+    int_field(out, "ts_event", x.ts_event_ns);
+    float_field(out, "value", x.value);
+    out.push(b'}');
+}
+
 /// Serializes any event.
 pub fn write_event(out: &mut Vec<u8>, ctx: &JsonContext, ev: &Event) {
     match &ev.body {
         EventBody::Tick(t) => write_tick(out, ctx, t),
         EventBody::Bar(b) => write_bar(out, ctx, b),
+        EventBody::Indicators(s) => write_indicators(out, ctx, s),
+        EventBody::Anomaly(a) => write_anomaly(out, ctx, a),
+        EventBody::Movers(m) => write_movers(out, ctx, m),
+        EventBody::Sector(s) => write_sector(out, ctx, s),
+        EventBody::Index(x) => write_index(out, ctx, x),
         EventBody::Signal(s) => write_signal(out, ctx, s),
         EventBody::SignalRejected(r) => write_rejection(out, ctx, r),
         EventBody::Order(o) => write_order(out, ctx, o),
@@ -773,6 +953,139 @@ mod tests {
         assert_eq!(v["volume"], "12.34567");
         assert_eq!(v["vwap"], 61840.1234);
         assert_eq!(v["final"], true);
+    }
+
+    #[test]
+    fn indicators_name_keys_from_periods_and_omit_absent_values() {
+        let mut setup = KernelSetup::with_windows(vec![60_000_000_000]);
+        setup.indicators.sma = vec![10, 20];
+        let c = JsonContext::for_kernel(ctx().registry().clone(), &setup);
+        let mut s = IndicatorSnapshot::empty(
+            crate::instruments::InstrumentId(0),
+            0,
+            true,
+            1_723_161_240_000_000_000,
+        );
+        s.values[0] = 61801.25; // sma_10
+        s.values[5] = 4.5; // macd (sma_10, sma_20, ema_12, ema_26, rsi_14, macd)
+        let mut out = Vec::new();
+        write_indicators(&mut out, &c, &s);
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"indicators","symbol":"BINANCE:BTCUSDT","window":"1m",
+                "start":1723161240000000000i64,"end":1723161300000000000i64,"final":true,
+                "sma_10":61801.25,"macd":4.5})
+        );
+    }
+
+    #[test]
+    fn anomaly_movers_sector_index() {
+        use crate::event::{Anomaly, IndexUpdate, MAX_MOVERS, Movers, SectorUpdate, Severity};
+        let id = crate::instruments::InstrumentId(0);
+        let a = Anomaly {
+            instrument: id,
+            rule: AnomalyRule::PriceSpike,
+            severity: Severity::Warning,
+            window_idx: 0,
+            ts_event_ns: 7,
+            start_ns: 0,
+            value: 0.0625,
+            reference: 61_000.0,
+            threshold: 0.05,
+            a: 6_481_250,
+            b: 0,
+            c: 0,
+        };
+        let mut out = Vec::new();
+        write_event(
+            &mut out,
+            &ctx(),
+            &Event {
+                recv_ns: 0,
+                body: EventBody::Anomaly(a),
+            },
+        );
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"anomaly","symbol":"BINANCE:BTCUSDT","rule":"price_spike",
+                "severity":"warning","ts_event":7,"window":"1m","price":"64812.50","average":61000.0,
+                "deviation_pct":6.25,"threshold_pct":5.0})
+        );
+        let gap = Anomaly {
+            rule: AnomalyRule::SequenceGap,
+            window_idx: NO_WINDOW,
+            value: 3.0,
+            a: 100,
+            b: 103,
+            c: 3,
+            ..a
+        };
+        out.clear();
+        write_anomaly(&mut out, &ctx(), &gap);
+        let v = parse(&out);
+        assert_eq!(
+            (&v["rule"], &v["expected"], &v["received"], &v["missing"]),
+            (
+                &serde_json::json!("sequence_gap"),
+                &serde_json::json!(100),
+                &serde_json::json!(103),
+                &serde_json::json!(3)
+            )
+        );
+        assert!(v.get("window").is_none());
+
+        let mut m = Movers {
+            list: MoversList::MostActive,
+            len: 1,
+            ts_event_ns: 9,
+            instruments: [id; MAX_MOVERS],
+            values: [0.0; MAX_MOVERS],
+        };
+        m.values[0] = 1236.75;
+        out.clear();
+        write_movers(&mut out, &ctx(), &m);
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"movers","list":"most_active","ts_event":9,
+                "entries":[{"symbol":"BINANCE:BTCUSDT","notional":1236.75}]})
+        );
+        let mut r = InstrumentRegistry::new();
+        r.add("SIM:A", 2, 2, Some("crypto".into())).unwrap();
+        let mut setup = KernelSetup::with_windows(vec![1_000_000_000]);
+        setup.overview.indices = vec![crate::kernel::IndexSpec {
+            name: "MAJ".into(),
+            constituents: vec![(id, 1.0, 0)],
+        }];
+        let c = JsonContext::for_kernel(r, &setup);
+        out.clear();
+        write_sector(
+            &mut out,
+            &c,
+            &SectorUpdate {
+                sector: 0,
+                members: 1,
+                ts_event_ns: 5,
+                change_pct: -1.5,
+            },
+        );
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"sector","sector":"crypto","ts_event":5,"change_pct":-1.5,"members":1})
+        );
+        out.clear();
+        write_index(
+            &mut out,
+            &c,
+            &IndexUpdate {
+                index: 0,
+                ts_event_ns: 5,
+                value: 101.25,
+            },
+        );
+        assert_eq!(
+            parse(&out),
+            serde_json::json!({"type":"index","index":"MAJ","ts_event":5,"value":101.25})
+        );
     }
 
     #[test]

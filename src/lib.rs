@@ -68,6 +68,8 @@ pub mod kernel;
 #[deny(unsafe_code)]
 pub mod pipeline;
 #[deny(unsafe_code)]
+pub mod replay;
+#[deny(unsafe_code)]
 pub mod report;
 #[deny(unsafe_code)]
 pub mod signal;

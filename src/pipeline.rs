@@ -343,10 +343,13 @@ impl Pipeline {
                     let c = &tel.kernel;
                     let mut out: Vec<Event> = Vec::with_capacity(64);
                     let mut downstream_alive = true;
+                    // Live sources: close the bars of quiet symbols on the
+                    // wall clock while idle (replays never do this).
+                    let mut next_timer_ns = i64::MIN;
                     loop {
                         let got = drain_batch(&mut rx, &c.in_ring_max, |t| {
                             let t0 = clock.now_ns();
-                            kernel.step(t, &mut out);
+                            kernel.step_at(t, t0, &mut out);
                             rec.record(clock.now_ns() - t0);
                             c.ticks.inc();
                             for ev in out.drain(..) {
@@ -376,6 +379,34 @@ impl Pipeline {
                             Some(0) => {
                                 if waiter.idle() {
                                     rec.publish();
+                                }
+                                if kernel.wall_timer() {
+                                    let now = clock.now_ns();
+                                    if now >= next_timer_ns {
+                                        next_timer_ns = now + kernel.timer_interval_ns();
+                                        kernel.on_timer(now, &mut out);
+                                        for ev in out.drain(..) {
+                                            c.events.inc();
+                                            if downstream_alive {
+                                                downstream_alive &= push(
+                                                    &mut to_sig,
+                                                    ev,
+                                                    policy,
+                                                    &mut push_wait,
+                                                    &c.ring_full,
+                                                    &c.drops,
+                                                );
+                                                downstream_alive &= push(
+                                                    &mut to_fan,
+                                                    ev,
+                                                    policy,
+                                                    &mut push_wait,
+                                                    &c.ring_full,
+                                                    &c.drops,
+                                                );
+                                            }
+                                        }
+                                    }
                                 }
                             }
                             Some(_) => waiter.reset(),
@@ -582,7 +613,19 @@ pub fn collect_finished(rx: &std::sync::mpsc::Receiver<Finished>) -> Finished {
 /// pipeline must produce the same output) and by deterministic replays.
 /// Stops when the source is done or `max_idle_polls` consecutive idle polls
 /// pass.
-pub fn run_inline(mut stages: Stages, tel: &Telemetry, max_idle_polls: u64) -> Stages {
+pub fn run_inline(stages: Stages, tel: &Telemetry, max_idle_polls: u64) -> Stages {
+    run_inline_with(stages, tel, max_idle_polls, false)
+}
+
+/// [`run_inline`]; with `flush_at_end`, every bar still open when the
+/// source ends is finalized (and delivered) before the sinks finish — what
+/// `tickwire replay --flush` does.
+pub fn run_inline_with(
+    mut stages: Stages,
+    tel: &Telemetry,
+    max_idle_polls: u64,
+    flush_at_end: bool,
+) -> Stages {
     let mut rec = StageRecorder::new(tel.decode.clone());
     let mut jrec = StageRecorder::new(tel.journal.clone());
     let clock = Clock::new();
@@ -617,6 +660,17 @@ pub fn run_inline(mut stages: Stages, tel: &Telemetry, max_idle_polls: u64) -> S
                 std::thread::yield_now();
             }
             FeedStep::Done => break,
+        }
+    }
+    if flush_at_end {
+        let recv = stages.kernel.last_recv_ns();
+        stages.kernel.flush_until(i64::MAX, recv, &mut kout);
+        for ev in kout.drain(..) {
+            stages.signal.step(&ev, &mut sout);
+            stages.fanout.step(&ev);
+            for s in sout.drain(..) {
+                stages.fanout.step(&s);
+            }
         }
     }
     stages.fanout.finish();

@@ -63,12 +63,22 @@ fn threaded_pipeline_equals_single_threaded_steps() {
     // must still hold.
     let mut tight = cfg.clone();
     tight.pipeline.ring_capacity = 4;
-    // The fan-out interleaves the kernel's ring and the signal stage's ring
-    // as they arrive, so compare each stream on its own: each must be
-    // identical and in order.
+    // The fan-out interleaves the kernel's ring (ticks, bars, indicators,
+    // anomalies, overview) and the signal stage's ring as they arrive, so
+    // compare each stream on its own: each must be identical and in order.
     let split = |evs: &[Event]| -> (Vec<Event>, Vec<Event>) {
-        evs.iter()
-            .partition(|e| matches!(e.body, EventBody::Tick(_) | EventBody::Bar(_)))
+        evs.iter().partition(|e| {
+            matches!(
+                e.body,
+                EventBody::Tick(_)
+                    | EventBody::Bar(_)
+                    | EventBody::Indicators(_)
+                    | EventBody::Anomaly(_)
+                    | EventBody::Movers(_)
+                    | EventBody::Sector(_)
+                    | EventBody::Index(_)
+            )
+        })
     };
     let (single_market, single_decisions) = split(&single);
     assert!(

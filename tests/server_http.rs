@@ -74,7 +74,11 @@ fn rest_endpoints_over_curl() {
             "orders",
             "fills",
             "portfolio",
-            "market_status"
+            "market_status",
+            "indicators",
+            "movers",
+            "sectors",
+            "indices"
         ]
     );
     assert_eq!(s["channels"][1]["delivery"], "conflated");

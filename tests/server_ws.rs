@@ -69,7 +69,7 @@ fn subscribe_snapshot_order_unsubscribe_errors_bars_oversize() {
     );
     assert_eq!(
         r["unknown_channel_message"],
-        "channel 'nope' does not exist; known: trades, quotes, book, bars.1s, bars.1m, anomalies, stats, signals, orders, fills, portfolio, market_status"
+        "channel 'nope' does not exist; known: trades, quotes, book, bars.1s, bars.1m, anomalies, stats, signals, orders, fills, portfolio, market_status, indicators, movers, sectors, indices"
     );
     assert_eq!(r["still_alive"], true);
 

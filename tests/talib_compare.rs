@@ -1,6 +1,7 @@
 //! Compares the incremental indicators with the real TA-Lib.
 //!
-//! Runs only when `TALIB_PYTHON` names a Python interpreter that can
+//! Runs only when `TALIB_PYTHON` (or `TICKWIRE_TEST_PYTHON`) names a
+//! Python interpreter that can
 //! `import talib` (e.g. a venv made with `pip install TA-Lib numpy`);
 //! otherwise prints "SKIPPED: TALIB_PYTHON not set" and passes. Feeds
 //! deterministic random walks through `tools/talib_ref.py` and requires every
@@ -243,7 +244,10 @@ fn compare(name: &str, closes: &[f64], python: &str) -> BTreeMap<String, Stats> 
 
 #[test]
 fn matches_real_talib() {
-    let Ok(python) = std::env::var("TALIB_PYTHON") else {
+    let Some(python) = ["TALIB_PYTHON", "TICKWIRE_TEST_PYTHON"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    else {
         println!("SKIPPED: TALIB_PYTHON not set");
         return;
     };

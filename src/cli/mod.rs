@@ -4,6 +4,7 @@ mod bench;
 mod feedsim;
 mod import;
 mod journal;
+mod replay;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,12 @@ enum Command {
     /// Inspect, verify, export and tail tick journals.
     #[command(subcommand)]
     Journal(journal::JournalCmd),
+    /// Replay a recorded capture through the stages (single thread,
+    /// deterministic) and write events as JSON lines to stdout.
+    ///
+    /// Example: tickwire replay btcusdt_20240808.gz --windows 1s,1m
+    /// --dump bars,indicators
+    Replay(replay::ReplayArgs),
     /// Local exchange simulator: serves a venue's real WebSocket protocol
     /// (generated market or a recorded capture) on 127.0.0.1, with fault
     /// injection, for tests and benches.
@@ -94,8 +101,9 @@ struct RunArgs {
     #[arg(long, value_name = "PATH")]
     listen_file: Option<PathBuf>,
     /// Write events to stdout as JSON lines: comma list of trades, quotes,
-    /// book, bars, anomalies, signals, orders, fills, portfolio,
-    /// market_status, or all. Logs go to stderr.
+    /// book, bars, indicators, anomalies, movers, sectors, indices,
+    /// feed_status, signals, orders, fills, portfolio, market_status,
+    /// provisional, or all. Logs go to stderr.
     #[arg(long, value_name = "ITEMS")]
     dump: Option<String>,
 }
@@ -109,6 +117,7 @@ pub fn main() -> i32 {
         Command::Bench(a) => bench::cmd_bench(a),
         Command::Report(a) => bench::cmd_report(a),
         Command::Journal(c) => journal::cmd_journal(c),
+        Command::Replay(a) => replay::cmd_replay(a),
         Command::Feedsim(a) => feedsim::cmd_feedsim(*a),
     };
     match res {

@@ -282,10 +282,23 @@ pub struct DumpFilter {
     pub quotes: bool,
     /// Book levels.
     pub book: bool,
-    /// Bars.
+    /// Final bars (and venue klines).
     pub bars: bool,
-    /// Anomalies (feed gaps and status for now).
+    /// Final indicator snapshots.
+    pub indicators: bool,
+    /// Kernel anomalies (rules with cooldowns, including feed-side ones).
     pub anomalies: bool,
+    /// Movers lists.
+    pub movers: bool,
+    /// Sector performance.
+    pub sectors: bool,
+    /// Composite indices.
+    pub indices: bool,
+    /// Raw feed-status and gap ticks from the adapters.
+    pub feed_status: bool,
+    /// Also write provisional bars / indicators (with `bars` /
+    /// `indicators`).
+    pub provisional: bool,
     /// Strategy signals and rejected signals.
     pub signals: bool,
     /// Paper orders.
@@ -298,9 +311,12 @@ pub struct DumpFilter {
     pub market_status: bool,
 }
 
+/// Items [`DumpFilter::parse`] accepts.
+pub const DUMP_ITEMS: &str = "trades, quotes, book, bars, indicators, anomalies, movers, sectors, indices, feed_status, signals, orders, fills, portfolio, market_status, provisional, all";
+
 impl DumpFilter {
-    /// Parses a comma list (`trades,quotes,book,bars,anomalies,signals,
-    /// orders,fills,portfolio,market_status` or `all`).
+    /// Parses a comma list of [`DUMP_ITEMS`]; `all` selects every item but
+    /// `provisional`.
     ///
     /// # Errors
     /// Names the unknown item and lists the known ones.
@@ -312,7 +328,13 @@ impl DumpFilter {
                 "quotes" => f.quotes = true,
                 "book" => f.book = true,
                 "bars" => f.bars = true,
+                "indicators" => f.indicators = true,
                 "anomalies" => f.anomalies = true,
+                "movers" => f.movers = true,
+                "sectors" => f.sectors = true,
+                "indices" => f.indices = true,
+                "feed_status" => f.feed_status = true,
+                "provisional" => f.provisional = true,
                 "signals" => f.signals = true,
                 "orders" => f.orders = true,
                 "fills" => f.fills = true,
@@ -324,35 +346,45 @@ impl DumpFilter {
                         quotes: true,
                         book: true,
                         bars: true,
+                        indicators: true,
                         anomalies: true,
+                        movers: true,
+                        sectors: true,
+                        indices: true,
+                        feed_status: true,
                         signals: true,
                         orders: true,
                         fills: true,
                         portfolio: true,
                         market_status: true,
+                        provisional: f.provisional,
                     }
                 }
                 other => {
-                    return Err(format!(
-                        "unknown dump item '{other}'; known: trades, quotes, book, bars, anomalies, signals, orders, fills, portfolio, market_status, all"
-                    ));
+                    return Err(format!("unknown dump item '{other}'; known: {DUMP_ITEMS}"));
                 }
             }
         }
         Ok(f)
     }
 
-    fn wants(&self, ev: &Event) -> bool {
+    /// Whether `ev` is selected.
+    pub fn wants(&self, ev: &Event) -> bool {
         match &ev.body {
             EventBody::Tick(t) => match t.kind() {
                 Some(TickKind::Trade) => self.trades,
                 Some(TickKind::Quote) => self.quotes,
                 Some(TickKind::BookLevel) => self.book,
                 Some(TickKind::Bar) => self.bars,
-                Some(TickKind::Gap | TickKind::FeedStatus) => self.anomalies,
+                Some(TickKind::Gap | TickKind::FeedStatus) => self.feed_status,
                 None => false,
             },
-            EventBody::Bar(b) => self.bars && b.is_final,
+            EventBody::Bar(b) => self.bars && (b.is_final || self.provisional),
+            EventBody::Indicators(s) => self.indicators && (s.is_final || self.provisional),
+            EventBody::Anomaly(_) => self.anomalies,
+            EventBody::Movers(_) => self.movers,
+            EventBody::Sector(_) => self.sectors,
+            EventBody::Index(_) => self.indices,
             EventBody::Signal(_) | EventBody::SignalRejected(_) => self.signals,
             EventBody::Order(_) => self.orders,
             EventBody::Fill(_) => self.fills,
@@ -436,8 +468,10 @@ mod tests {
     #[test]
     fn dump_filter_parses() {
         let f = DumpFilter::parse("trades, bars").unwrap();
-        assert!(f.trades && f.bars && !f.quotes && !f.book);
-        assert!(DumpFilter::parse("all").unwrap().book);
+        assert!(f.trades && f.bars && !f.quotes && !f.book && !f.indicators);
+        let all = DumpFilter::parse("all").unwrap();
+        assert!(all.book && all.indicators && all.movers && !all.provisional);
+        assert!(DumpFilter::parse("provisional,all").unwrap().provisional);
         let d = DumpFilter::parse("signals,orders,fills,portfolio,market_status").unwrap();
         assert!(d.signals && d.orders && d.fills && d.portfolio && d.market_status);
         assert!(!d.trades && !d.bars);

@@ -100,7 +100,20 @@ fn is_book(ev: &Event) -> bool {
     tick_kind(ev) == Some(TickKind::BookLevel)
 }
 fn is_anomaly(ev: &Event) -> bool {
-    matches!(tick_kind(ev), Some(TickKind::Gap | TickKind::FeedStatus))
+    matches!(ev.body, EventBody::Anomaly(_))
+        || matches!(tick_kind(ev), Some(TickKind::Gap | TickKind::FeedStatus))
+}
+fn is_final_indicators(ev: &Event) -> bool {
+    matches!(ev.body, EventBody::Indicators(s) if s.is_final)
+}
+fn is_movers(ev: &Event) -> bool {
+    matches!(ev.body, EventBody::Movers(_))
+}
+fn is_sector(ev: &Event) -> bool {
+    matches!(ev.body, EventBody::Sector(_))
+}
+fn is_index(ev: &Event) -> bool {
+    matches!(ev.body, EventBody::Index(_))
 }
 fn tick_kind(ev: &Event) -> Option<TickKind> {
     match &ev.body {
@@ -202,6 +215,34 @@ pub const CHANNELS: &[ChannelDef] = &[
         scope: Scope::Global,
         snapshot: Snapshot::None,
         selector: Selector::Events(is_market_status),
+    },
+    ChannelDef {
+        name: "indicators",
+        delivery: Delivery::Lossless,
+        scope: Scope::Symbol,
+        snapshot: Snapshot::None,
+        selector: Selector::Events(is_final_indicators),
+    },
+    ChannelDef {
+        name: "movers",
+        delivery: Delivery::Lossless,
+        scope: Scope::Global,
+        snapshot: Snapshot::None,
+        selector: Selector::Events(is_movers),
+    },
+    ChannelDef {
+        name: "sectors",
+        delivery: Delivery::Lossless,
+        scope: Scope::Global,
+        snapshot: Snapshot::None,
+        selector: Selector::Events(is_sector),
+    },
+    ChannelDef {
+        name: "indices",
+        delivery: Delivery::Lossless,
+        scope: Scope::Global,
+        snapshot: Snapshot::None,
+        selector: Selector::Events(is_index),
     },
 ];
 
@@ -676,7 +717,7 @@ mod tests {
         let (t, _) = setup();
         assert_eq!(
             t.known(),
-            "trades, quotes, book, bars.1m, bars.5m, anomalies, stats, signals, orders, fills, portfolio, market_status"
+            "trades, quotes, book, bars.1m, bars.5m, anomalies, stats, signals, orders, fills, portfolio, market_status, indicators, movers, sectors, indices"
         );
         assert!(t.lookup("bars.5m").is_some());
         assert!(t.lookup("bars").is_none());
@@ -736,7 +777,7 @@ mod tests {
         assert_eq!(e.code, error_code::UNKNOWN_CHANNEL);
         assert_eq!(
             e.message,
-            "channel 'x' does not exist; known: trades, quotes, book, bars.1m, bars.5m, anomalies, stats, signals, orders, fills, portfolio, market_status"
+            "channel 'x' does not exist; known: trades, quotes, book, bars.1m, bars.5m, anomalies, stats, signals, orders, fills, portfolio, market_status, indicators, movers, sectors, indices"
         );
         assert_eq!(
             code(r#"{"op":"subscribe","channels":["trades"],"symbols":["SIM:ZZZ"]}"#),

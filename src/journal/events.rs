@@ -50,8 +50,14 @@ impl Default for EventJournalMeta {
 /// Whether an event is a decision or alert that belongs in the audit trail.
 pub fn is_audited(ev: &Event) -> bool {
     match &ev.body {
-        EventBody::Tick(_) | EventBody::Bar(_) => false,
-        EventBody::Signal(_)
+        EventBody::Tick(_)
+        | EventBody::Bar(_)
+        | EventBody::Indicators(_)
+        | EventBody::Movers(_)
+        | EventBody::Sector(_)
+        | EventBody::Index(_) => false,
+        EventBody::Anomaly(_)
+        | EventBody::Signal(_)
         | EventBody::SignalRejected(_)
         | EventBody::Order(_)
         | EventBody::Fill(_)

@@ -4,7 +4,8 @@
 //! so 1-minute bars start on the minute, 1-hour bars on the hour (UTC).
 //! A bar becomes final when a trade of a later window arrives (or a
 //! watermark passes its end); empty windows produce no bar. A trade whose
-//! time falls in an already-finalized window is "late": counted, not applied.
+//! time falls in an already-finalized window, or in a window the caller's
+//! watermark has already passed, is "late": counted, not applied.
 //!
 //! VWAP is accumulated exactly (`Σ price·size` in `i128` of scaled units)
 //! and divided once, so it is as precise as an `f64` can hold.
@@ -17,8 +18,10 @@ use crate::tick::{Side, Tick};
 /// What a trade did to a builder.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TradeOutcome {
-    /// Added to the open bar (or opened one).
+    /// Added to the open bar.
     Applied,
+    /// No bar was open: opened one with this trade.
+    Opened,
     /// Closed the previous bar (returned, final) and opened a new one.
     Rolled(Bar),
     /// Older than the open bar: not applied.
@@ -30,6 +33,10 @@ pub enum TradeOutcome {
 pub struct BarBuilder {
     bar: Bar,
     open: bool,
+    /// End of the open bar (exclusive), cached for the fast path.
+    end_ns: i64,
+    /// End of the last finalized bar: trades before it are late.
+    closed_until_ns: i64,
     pv: i128,
     price_scale: f64,
 }
@@ -50,6 +57,8 @@ impl BarBuilder {
                 ..Bar::default()
             },
             open: false,
+            end_ns: i64::MIN,
+            closed_until_ns: i64::MIN,
             pv: 0,
             price_scale: POW10[usize::from(price_precision.min(18))] as f64,
         }
@@ -61,29 +70,45 @@ impl BarBuilder {
         ts_ns.div_euclid(self.bar.window_ns) * self.bar.window_ns
     }
 
-    /// Applies one trade tick.
-    #[inline]
-    pub fn on_trade(&mut self, t: &Tick) -> TradeOutcome {
-        let start = self.window_start(t.ts_event_ns);
-        if !self.open {
-            self.begin(start, t);
+    /// Applies one trade tick. `watermark_ns` is the caller's event-time
+    /// watermark: a trade whose window ended at or before it is late (pass
+    /// `i64::MIN` for none).
+    #[inline(always)]
+    pub fn on_trade(&mut self, t: &Tick, watermark_ns: i64) -> TradeOutcome {
+        let ts = t.ts_event_ns;
+        if self.open && ts >= self.bar.start_ns && ts < self.end_ns {
+            self.add(t);
             return TradeOutcome::Applied;
         }
-        if start == self.bar.start_ns {
-            self.add(t);
-            TradeOutcome::Applied
-        } else if start > self.bar.start_ns {
+        self.on_trade_new_window(t, watermark_ns)
+    }
+
+    /// The trade is outside the open bar (or none is open): late, roll, or
+    /// open a bar.
+    #[inline(never)]
+    fn on_trade_new_window(&mut self, t: &Tick, watermark_ns: i64) -> TradeOutcome {
+        let ts = t.ts_event_ns;
+        let start = self.window_start(ts);
+        if start < self.closed_until_ns
+            || start.saturating_add(self.bar.window_ns) <= watermark_ns
+            || (self.open && start < self.bar.start_ns)
+        {
+            return TradeOutcome::Late;
+        }
+        if self.open {
             let fin = self.finish();
             self.begin(start, t);
             TradeOutcome::Rolled(fin)
         } else {
-            TradeOutcome::Late
+            self.begin(start, t);
+            TradeOutcome::Opened
         }
     }
 
     fn begin(&mut self, start: i64, t: &Tick) {
         self.open = true;
         self.pv = 0;
+        self.end_ns = start.saturating_add(self.bar.window_ns);
         let b = &mut self.bar;
         b.start_ns = start;
         b.is_final = false;
@@ -99,7 +124,7 @@ impl BarBuilder {
         self.add(t);
     }
 
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, t: &Tick) {
         let b = &mut self.bar;
         b.high = b.high.max(t.price);
@@ -128,12 +153,31 @@ impl BarBuilder {
 
     fn finish(&mut self) -> Bar {
         self.open = false;
+        self.closed_until_ns = self.end_ns;
         self.snapshot(true)
+    }
+
+    /// End (exclusive) of the open bar, if one is open.
+    #[inline]
+    pub fn open_end(&self) -> Option<i64> {
+        self.open.then_some(self.end_ns)
+    }
+
+    /// Volume of the open bar so far (0 when none is open).
+    #[inline]
+    pub fn open_volume(&self) -> i64 {
+        if self.open { self.bar.volume } else { 0 }
+    }
+
+    /// Start of the open bar, if one is open.
+    #[inline]
+    pub fn open_start(&self) -> Option<i64> {
+        self.open.then_some(self.bar.start_ns)
     }
 
     /// Finalizes the open bar if its window ended at or before `watermark_ns`.
     pub fn close_if_ended(&mut self, watermark_ns: i64) -> Option<Bar> {
-        if self.open && self.bar.start_ns + self.bar.window_ns <= watermark_ns {
+        if self.open && self.end_ns <= watermark_ns {
             Some(self.finish())
         } else {
             None
@@ -161,21 +205,22 @@ mod tests {
         let mut b = BarBuilder::new(InstrumentId(0), 0, M, 2);
         let t0 = 1_723_161_240 * 1_000_000_000; // a minute boundary
         assert_eq!(
-            b.on_trade(&tr(t0 + 5, 100, 2, Side::Buy)),
+            b.on_trade(&tr(t0 + 5, 100, 2, Side::Buy), i64::MIN),
+            TradeOutcome::Opened
+        );
+        assert_eq!(
+            b.on_trade(&tr(t0 + 10, 110, 1, Side::Sell), i64::MIN),
             TradeOutcome::Applied
         );
         assert_eq!(
-            b.on_trade(&tr(t0 + 10, 110, 1, Side::Sell)),
-            TradeOutcome::Applied
-        );
-        assert_eq!(
-            b.on_trade(&tr(t0 + M - 1, 90, 1, Side::Buy)),
+            b.on_trade(&tr(t0 + M - 1, 90, 1, Side::Buy), i64::MIN),
             TradeOutcome::Applied
         );
         let p = b.provisional().unwrap();
         assert!(!p.is_final);
         assert_eq!((p.open, p.high, p.low, p.close), (100, 110, 90, 90));
-        let TradeOutcome::Rolled(fin) = b.on_trade(&tr(t0 + 3 * M, 95, 4, Side::Sell)) else {
+        let TradeOutcome::Rolled(fin) = b.on_trade(&tr(t0 + 3 * M, 95, 4, Side::Sell), i64::MIN)
+        else {
             panic!("expected roll")
         };
         assert!(fin.is_final);
@@ -191,10 +236,29 @@ mod tests {
         // Empty minutes in between produced nothing; new bar starts at t0+3M.
         assert_eq!(b.provisional().unwrap().start_ns, t0 + 3 * M);
         // A trade in the past window is late.
-        assert_eq!(b.on_trade(&tr(t0 + 5, 1, 1, Side::Buy)), TradeOutcome::Late);
+        assert_eq!(
+            b.on_trade(&tr(t0 + 5, 1, 1, Side::Buy), i64::MIN),
+            TradeOutcome::Late
+        );
         assert_eq!(b.close_if_ended(t0 + 4 * M - 1), None);
         assert!(b.close_if_ended(t0 + 4 * M).unwrap().is_final);
         assert_eq!(b.provisional(), None);
+        // The window just closed by the watermark stays closed.
+        assert_eq!(
+            b.on_trade(&tr(t0 + 3 * M + 7, 1, 1, Side::Buy), i64::MIN),
+            TradeOutcome::Late
+        );
+        // A later window opens again; one the watermark passed is late.
+        assert_eq!(
+            b.on_trade(&tr(t0 + 5 * M, 1, 1, Side::Buy), t0 + 6 * M),
+            TradeOutcome::Late
+        );
+        assert_eq!(
+            b.on_trade(&tr(t0 + 5 * M, 1, 1, Side::Buy), t0 + 6 * M - 1),
+            TradeOutcome::Opened
+        );
+        assert_eq!(b.open_end(), Some(t0 + 6 * M));
+        assert_eq!(b.open_volume(), 1);
     }
 
     #[test]
