@@ -117,3 +117,42 @@ fn journal_replay_equals_capture_replay_and_is_deterministic() {
     }
     assert_eq!(types["trade"], 9_757, "every trade of the capture");
 }
+
+#[test]
+fn decisions_replay_byte_identical_on_a_real_capture() {
+    let Some(real) = common::real_data_dir() else {
+        return;
+    };
+    let gz = real.join("binance-usdm/btcusdt_20240808.gz");
+    let gz = gz.to_str().unwrap();
+    let args = [
+        gz,
+        "--format",
+        "hftbacktest,jsonl",
+        "--venue",
+        "binance-usdm",
+        "--windows",
+        "1s",
+        "--dump",
+        "signals,orders,fills,portfolio,market_status",
+    ];
+    let (ok1, a, e1) = replay(&args);
+    let (ok2, b, _) = replay(&args);
+    assert!(ok1 && ok2, "{e1}");
+    assert_eq!(
+        a, b,
+        "two replays of the same capture give identical decisions"
+    );
+    let types: std::collections::BTreeSet<String> = a
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["type"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(
+        types.contains("signal"),
+        "strategies fired on 345 one-second bars: {types:?}"
+    );
+    assert!(types.contains("portfolio"), "{types:?}");
+}
