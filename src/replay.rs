@@ -54,6 +54,12 @@ enum Input {
 pub struct TickBatchSource {
     input: Input,
     end: Arc<Mutex<ReplayEnd>>,
+    /// `None`: as fast as possible; `Some(x)`: recorded pace × x.
+    speed: Option<f64>,
+    pending: Vec<u8>,
+    pending_recv: i64,
+    /// (wall ns, recorded ns) of the first paced batch.
+    anchor: Option<(i64, i64)>,
 }
 
 impl std::fmt::Debug for TickBatchSource {
@@ -71,6 +77,10 @@ impl TickBatchSource {
             Self {
                 input: Input::Capture(Some(Box::new(importer))),
                 end: end.clone(),
+                speed: None,
+                pending: Vec::new(),
+                pending_recv: 0,
+                anchor: None,
             },
             end,
         )
@@ -83,9 +93,27 @@ impl TickBatchSource {
             Self {
                 input: Input::Journal(Box::new(reader), 0),
                 end: end.clone(),
+                speed: None,
+                pending: Vec::new(),
+                pending_recv: 0,
+                anchor: None,
             },
             end,
         )
+    }
+
+    /// Paces the replay: `None` as fast as possible, `Some(1.0)` at the
+    /// recorded pace (receive times), `Some(10.0)` ten times faster.
+    /// Journals are then replayed one tick per frame so pacing is per tick.
+    ///
+    /// # Panics
+    /// If `speed` is not a positive finite number.
+    pub fn with_speed(mut self, speed: Option<f64>) -> Self {
+        if let Some(x) = speed {
+            assert!(x.is_finite() && x > 0.0, "replay speed must be positive");
+        }
+        self.speed = speed;
+        self
     }
 
     fn set_end(&self, e: ReplayEnd) {
@@ -96,7 +124,44 @@ impl TickBatchSource {
 }
 
 impl FrameSource for TickBatchSource {
-    fn poll_frame(&mut self, buf: &mut Vec<u8>, _clock: &Clock) -> SourcePoll {
+    fn poll_frame(&mut self, buf: &mut Vec<u8>, clock: &Clock) -> SourcePoll {
+        let Some(speed) = self.speed else {
+            return self.read_batch(buf, usize::MAX);
+        };
+        if self.pending.is_empty() {
+            let mut p = std::mem::take(&mut self.pending);
+            let r = self.read_batch(&mut p, 1);
+            self.pending = p;
+            match r {
+                SourcePoll::Frame { recv_ns } => self.pending_recv = recv_ns,
+                other => return other,
+            }
+        }
+        let now = clock.now_ns();
+        let (wall0, rec0) = *self.anchor.get_or_insert((now, self.pending_recv));
+        let due = wall0 + ((self.pending_recv - rec0) as f64 / speed) as i64;
+        if now < due {
+            return SourcePoll::Idle;
+        }
+        buf.extend_from_slice(&self.pending);
+        self.pending.clear();
+        SourcePoll::Frame {
+            recv_ns: self.pending_recv,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self.input {
+            Input::Capture(_) => "replay-capture",
+            Input::Journal(..) => "replay-journal",
+        }
+    }
+}
+
+impl TickBatchSource {
+    /// Reads the next batch (a capture frame's ticks, or up to
+    /// `max_journal` journal ticks) into `buf`.
+    fn read_batch(&mut self, buf: &mut Vec<u8>, max_journal: usize) -> SourcePoll {
         let mut first_recv = None;
         let mut push = |t: &Tick, buf: &mut Vec<u8>| {
             first_recv.get_or_insert(t.ts_recv_ns);
@@ -125,7 +190,7 @@ impl FrameSource for TickBatchSource {
                 }
             }
             Input::Journal(reader, count) => {
-                for _ in 0..JOURNAL_BATCH {
+                for _ in 0..JOURNAL_BATCH.min(max_journal) {
                     match reader.next_tick() {
                         Ok(Some((_, mut t))) => {
                             t.flags |= flags::REPLAYED;
@@ -149,13 +214,6 @@ impl FrameSource for TickBatchSource {
         }
         SourcePoll::Frame {
             recv_ns: first_recv.unwrap_or(0),
-        }
-    }
-
-    fn name(&self) -> &str {
-        match self.input {
-            Input::Capture(_) => "replay-capture",
-            Input::Journal(..) => "replay-journal",
         }
     }
 }

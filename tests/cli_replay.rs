@@ -156,3 +156,39 @@ fn decisions_replay_byte_identical_on_a_real_capture() {
     );
     assert!(types.contains("portfolio"), "{types:?}");
 }
+
+#[test]
+fn paced_replay_holds_messages_until_their_recorded_time() {
+    let Some(real) = common::real_data_dir() else {
+        return;
+    };
+    let gz = real.join("binance-spot/btcusdt_20240808.gz");
+    let gz = gz.to_str().unwrap();
+    // Recorded span from the capture's receive times (first field per line).
+    use std::io::BufRead;
+    let rd = std::io::BufReader::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(gz).unwrap(),
+    ));
+    let recv: Vec<i64> = rd
+        .lines()
+        .map(|l| l.unwrap().split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let span_ns = recv.last().unwrap() - recv.first().unwrap();
+    let speed = 100.0;
+    let base = ["--venue", "binance", "--dump", "trades,bars"];
+    let (ok1, fast, _) = replay(&[&[gz, "--speed", "max"][..], &base[..]].concat());
+    let t0 = std::time::Instant::now();
+    let (ok2, paced, _) = replay(&[&[gz, "--speed", "100"][..], &base[..]].concat());
+    let elapsed = t0.elapsed().as_nanos() as f64;
+    assert!(ok1 && ok2);
+    assert_eq!(fast, paced, "pacing changes timing, not output");
+    // A lower bound: the last frame cannot be released before its recorded
+    // offset / speed (the process may take longer, never less).
+    assert!(
+        elapsed >= span_ns as f64 / speed,
+        "paced replay took {elapsed} ns, the recorded span / 100 is {} ns",
+        span_ns as f64 / speed
+    );
+    let (ok, _, err) = replay(&[gz, "--speed", "fast"]);
+    assert!(!ok && err.contains("--speed"), "{err}");
+}

@@ -58,6 +58,11 @@ pub struct ReplayArgs {
     /// are registered at precision 8/8. Default: built-in defaults.
     #[arg(long, short = 'c', value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Pace: `max` (as fast as possible, the default), `1` (the recorded
+    /// pace, from receive times), or a factor such as `10` (ten times
+    /// faster) or `0.5`.
+    #[arg(long, value_name = "max|FACTOR", default_value = "max")]
+    speed: String,
     /// At the end of the input, finalize the bars still open (their windows
     /// never ended in event time, so by default they are not emitted).
     #[arg(long)]
@@ -65,6 +70,17 @@ pub struct ReplayArgs {
     /// Log filter for stderr (error, warn, info, ...).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     log_level: String,
+}
+
+/// `--speed`: `max` → `None`, a positive number → `Some(factor)`.
+fn parse_speed(s: &str) -> Result<Option<f64>> {
+    if s.eq_ignore_ascii_case("max") {
+        return Ok(None);
+    }
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(Some(x)),
+        _ => bail!("--speed '{s}': use max, 1 (recorded pace) or a positive factor such as 10"),
+    }
 }
 
 /// The capture format named in `--format`, if any.
@@ -124,6 +140,7 @@ pub fn cmd_replay(a: ReplayArgs) -> Result<i32> {
     cfg.window_ns()?;
     cfg.journal.enabled = false;
 
+    let speed = parse_speed(&a.speed)?;
     let (source, registry, end): (TickBatchSource, Arc<InstrumentRegistry>, _) = if a.input.is_dir()
     {
         let reader = TickReader::open(&a.input)
@@ -131,7 +148,7 @@ pub fn cmd_replay(a: ReplayArgs) -> Result<i32> {
             .with_context(|| format!("{} is not a readable tick journal", a.input.display()))?;
         let registry = Arc::new(reader.registry.clone());
         let (src, end) = TickBatchSource::journal(reader);
-        (src, registry, end)
+        (src.with_speed(speed), registry, end)
     } else if a.input.is_file() {
         let format = match fmt.or_else(|| guess_format(&a.input)) {
             Some(f) => f,
@@ -168,7 +185,7 @@ pub fn cmd_replay(a: ReplayArgs) -> Result<i32> {
         let imp = Importer::open(&a.input, format, venue, registry.clone())
             .with_context(|| format!("opening {}", a.input.display()))?;
         let (src, end) = TickBatchSource::capture(imp);
-        (src, registry, end)
+        (src.with_speed(speed), registry, end)
     } else {
         bail!("input {} does not exist", a.input.display());
     };
