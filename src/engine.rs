@@ -296,11 +296,15 @@ pub fn build_stages_with(
 ) -> Result<Stages, String> {
     let mut setup = cfg.kernel_setup().map_err(|e| e.to_string())?;
     setup.wall_timer = live;
+    let mut kernel = IndicatorKernel::new(registry, &setup);
+    // Equity sessions (session VWAP, movers) start at the calendar's open.
+    let calendars = crate::signal::calendar::Calendars::new(&cfg.calendars, registry, true)?;
+    kernel.set_calendars(&calendars);
     Ok(Stages {
         feed,
         journal,
         journal_on_error: cfg.journal.on_error,
-        kernel: IndicatorKernel::new(registry, &setup),
+        kernel,
         signal: SignalStage::new(cfg, registry).map_err(|e| e.to_string())?,
         fanout: FanoutStage::new(registry, sinks).with_bar_history(cfg.server.bar_history),
     })

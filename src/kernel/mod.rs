@@ -157,6 +157,8 @@ pub struct IndicatorKernel {
     ctx: Ctx,
     insts: Vec<InstState>,
     sessions: Vec<Session>,
+    /// Exchange calendar per instrument (`None`: 24/7, UTC-midnight sessions).
+    session_tables: Vec<Option<std::sync::Arc<crate::signal::calendar::SessionTable>>>,
     overview: Overview,
     /// Largest trade event time seen, ns (`i64::MIN` before any).
     max_event_ns: i64,
@@ -228,6 +230,7 @@ impl IndicatorKernel {
                 rules,
             },
             sessions: vec![Session::default(); insts.len()],
+            session_tables: vec![None; insts.len()],
             overview: Overview::new(registry, &setup.overview, &scales),
             insts,
             max_event_ns: i64::MIN,
@@ -243,6 +246,25 @@ impl IndicatorKernel {
     /// Processes one tick, appending the events it causes to `out`: the tick
     /// itself, then bars it finalized (each followed by its indicator
     /// snapshot), anomalies, provisional updates, and overview updates.
+    /// Sessions of instruments whose venue follows an exchange calendar
+    /// (US equities) start at that calendar's regular open; others keep
+    /// UTC-midnight sessions (24/7 venues). Call once after `new`.
+    pub fn set_calendars(&mut self, cals: &crate::signal::calendar::Calendars) {
+        let tables: Vec<std::sync::Arc<crate::signal::calendar::SessionTable>> = cals
+            .tables()
+            .iter()
+            .cloned()
+            .map(std::sync::Arc::new)
+            .collect();
+        for (i, slot) in self.session_tables.iter_mut().enumerate() {
+            *slot = cals
+                .of_instrument(i)
+                .and_then(|c| tables.get(usize::from(c)))
+                .filter(|t| !t.bounds().is_empty())
+                .cloned();
+        }
+    }
+
     /// The latency rule is not evaluated (no clock); see [`Self::step_at`].
     #[inline]
     pub fn step(&mut self, t: &Tick, out: &mut Vec<Event>) {
@@ -363,7 +385,10 @@ impl IndicatorKernel {
                 self.next_deadline_ns = end;
             }
         }
-        session.on_trade(ts, t.price, t.size);
+        match self.session_tables.get(idx).and_then(|t| t.as_deref()) {
+            Some(tab) => session.on_trade_in(ts, t.price, t.size, tab),
+            None => session.on_trade(ts, t.price, t.size),
+        }
         // Per-trade anomaly checks on the rule window's forming bar.
         let rw = ctx.rules.window;
         let forming = st.series.get(rw).and_then(|s| {

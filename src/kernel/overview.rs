@@ -1,8 +1,9 @@
 //! Market overview kept incrementally: session statistics per instrument,
 //! top movers, sector performance and composite indices.
 //!
-//! * Session: starts at UTC midnight (24/7 venues; equity sessions come with
-//!   market calendars). The session open is the first trade price at or
+//! * Session: starts at UTC midnight for 24/7 venues, and at the regular open
+//!   of the instrument's exchange calendar (`[[calendars]]`) for equities
+//!   (extended-hours trades count towards the current session). The session open is the first trade price at or
 //!   after the session start; session volume and VWAP accumulate from there.
 //!   A trade older than the current session (late across midnight) is not
 //!   applied to the session.
@@ -25,6 +26,7 @@
 
 use crate::event::{Event, EventBody, IndexUpdate, MAX_MOVERS, Movers, MoversList, SectorUpdate};
 use crate::instruments::{InstrumentId, InstrumentRegistry};
+use crate::signal::calendar::SessionTable;
 
 const DAY_NS: i64 = 86_400_000_000_000;
 
@@ -45,6 +47,9 @@ pub struct Session {
     pub trades: u64,
     /// First trade price ever seen by the kernel (index base default).
     pub first_px: i64,
+    /// Calendar instruments: the next session boundary, after which the
+    /// session in force is looked up again (`i64::MIN` = not yet).
+    pub cal_next_ns: i64,
 }
 
 impl Default for Session {
@@ -57,6 +62,7 @@ impl Default for Session {
             pv: 0,
             trades: 0,
             first_px: 0,
+            cal_next_ns: i64::MIN,
         }
     }
 }
@@ -76,13 +82,49 @@ impl Session {
         self.trades += 1;
     }
 
+    /// Applies a trade of an instrument whose market follows `table` (an
+    /// exchange calendar): the session starts at the regular open in force
+    /// (`SessionTable::session_start`), so session VWAP, volume and the
+    /// movers' % change reset at the market open, not at UTC midnight.
+    /// Trades outside the regular session (extended hours) count towards
+    /// the current session.
+    #[inline]
+    pub fn on_trade_in(&mut self, ts: i64, price: i64, size: i64, table: &SessionTable) {
+        if ts >= self.cal_next_ns {
+            self.calendar_boundary(ts, price, table);
+        } else if ts < self.start_ns {
+            return;
+        }
+        self.last = price;
+        self.volume = self.volume.saturating_add(size);
+        self.pv += i128::from(price) * i128::from(size);
+        self.trades += 1;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn calendar_boundary(&mut self, ts: i64, price: i64, table: &SessionTable) {
+        let at = table.at(ts);
+        self.cal_next_ns = at.next_ns;
+        if at.session.is_open() && at.since_ns != self.start_ns {
+            self.new_session_at(at.since_ns, price);
+        } else if self.start_ns == i64::MIN {
+            // First trade outside regular hours: a session from here on.
+            self.new_session_at(ts, price);
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn new_session(&mut self, ts: i64, price: i64) {
+        self.new_session_at(ts.div_euclid(DAY_NS) * DAY_NS, price);
+    }
+
+    fn new_session_at(&mut self, start_ns: i64, price: i64) {
         if self.first_px == 0 {
             self.first_px = price;
         }
-        self.start_ns = ts.div_euclid(DAY_NS) * DAY_NS;
+        self.start_ns = start_ns;
         self.open = price;
         self.volume = 0;
         self.pv = 0;
@@ -383,6 +425,33 @@ impl Overview {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equity_sessions_reset_at_the_new_york_open() {
+        let cfg = crate::config::CalendarConfig::defaults()
+            .into_iter()
+            .find(|c| c.name == "us_equities")
+            .expect("shipped equity calendar");
+        let table = SessionTable::build(&cfg).unwrap();
+        // Tue 2026-03-10 (after the US DST change): open 09:30 EDT = 13:30 UTC.
+        let t = |h: i64, m: i64| 1_773_100_800_000_000_000 + (h * 3600 + m * 60) * 1_000_000_000;
+        let mut s = Session::default();
+        s.on_trade_in(t(12, 0), 100, 5, &table); // pre-market: first session
+        s.on_trade_in(t(13, 29), 101, 5, &table);
+        assert_eq!(s.volume, 10);
+        s.on_trade_in(t(13, 31), 110, 1, &table); // regular session began 13:30 UTC
+        assert_eq!((s.start_ns, s.open, s.volume), (t(13, 30), 110, 1));
+        s.on_trade_in(t(20, 30), 111, 2, &table); // after hours: same session
+        assert_eq!((s.start_ns, s.volume), (t(13, 30), 3));
+        // Next day (Wed) regular open resets again; UTC midnight did not.
+        s.on_trade_in(t(24 + 13, 30), 120, 4, &table);
+        assert_eq!((s.start_ns, s.open, s.volume), (t(24 + 13, 30), 120, 4));
+        // Winter (EST): Mon 2026-01-05 opens at 14:30 UTC.
+        let w = |h: i64, m: i64| 1_767_571_200_000_000_000 + (h * 3600 + m * 60) * 1_000_000_000;
+        let mut s = Session::default();
+        s.on_trade_in(w(14, 31), 50, 1, &table);
+        assert_eq!(s.start_ns, w(14, 30));
+    }
 
     #[test]
     fn session_resets_at_utc_midnight() {
