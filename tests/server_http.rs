@@ -369,3 +369,65 @@ fn explicit_listen_address_in_use_fails_the_run() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
+
+#[test]
+fn market_overview_decision_and_indicator_endpoints() {
+    if !have("curl") {
+        println!("SKIPPED: curl not found (apt-get install curl)");
+        return;
+    }
+    let e = TestEngine::start(&[], 4000.0, 120, &[]);
+    e.wait_healthy();
+    // Movers/sectors are published every kernel.overview.interval_ms of
+    // event time and the first portfolio snapshot on the first event: poll
+    // until they appear (bounded).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, _, body) = get(&e, &[], "/api/v1/movers");
+        assert_eq!(code, 200, "{body}");
+        let m = json(&body);
+        assert_eq!(m["type"], "movers");
+        let (_, _, pbody) = get(&e, &[], "/api/v1/portfolio");
+        let p = json(&pbody);
+        if !m["items"].as_array().unwrap().is_empty() && !p["items"].as_array().unwrap().is_empty()
+        {
+            assert_eq!(m["items"][0]["type"], "movers");
+            assert_eq!(p["items"][0]["type"], "portfolio");
+            assert!(p["items"][0]["cash"].is_string(), "{pbody}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "movers/portfolio never appeared: {body} {pbody}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, _, body) = get(&e, &[], "/api/v1/sectors");
+    assert_eq!(code, 200);
+    let s = json(&body);
+    assert!(
+        s["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["type"] == "sector"),
+        "{body}"
+    );
+    let (code, _, body) = get(&e, &[], "/api/v1/signals?limit=5");
+    assert_eq!(code, 200);
+    let s = json(&body);
+    assert!(s["items"].as_array().unwrap().len() <= 5);
+    let (code, _, body) = get(&e, &[], "/api/v1/signals?limit=0");
+    assert_eq!(code, 400, "{body}");
+    let (code, _, body) = get(&e, &[], "/api/v1/indicators/SIM:BTCUSDT?window=1s");
+    assert_eq!(code, 200, "{body}");
+    let i = json(&body);
+    assert_eq!(
+        (i["symbol"].as_str(), i["window"].as_str()),
+        (Some("SIM:BTCUSDT"), Some("1s"))
+    );
+    let (code, _, _) = get(&e, &[], "/api/v1/indicators/SIM:BTCUSDT?window=7m");
+    assert_eq!(code, 400);
+    let (code, _, _) = get(&e, &[], "/api/v1/indicators/NOPE:X");
+    assert_eq!(code, 404);
+}

@@ -63,6 +63,19 @@ pub const DEFAULT_BAR_HISTORY: usize = 1_000;
 /// What the fan-out knows about the market, for snapshots and REST.
 #[derive(Debug, Clone)]
 pub struct MarketState {
+    /// `[instrument][window]`: latest indicator snapshot (final or provisional).
+    indicators: Vec<Vec<Option<Event>>>,
+    /// Latest movers event per list (gainers, losers, most active).
+    movers: Vec<Event>,
+    /// Latest sector update per sector id.
+    sectors: Vec<Option<Event>>,
+    /// Latest index value per index id.
+    indices: Vec<Option<Event>>,
+    /// Latest portfolio snapshot.
+    portfolio: Option<Event>,
+    /// Recent decisions (signals, rejections, orders, fills), oldest first,
+    /// at most `bar_history`.
+    decisions: VecDeque<Event>,
     latest: Vec<Latest>,
     /// `[instrument][window]`, oldest first, at most `bar_history` each.
     bars: Vec<Vec<VecDeque<Bar>>>,
@@ -76,6 +89,12 @@ impl MarketState {
     /// instrument and window.
     pub fn new(n_instruments: usize, bar_history: usize) -> Self {
         Self {
+            indicators: vec![Vec::new(); n_instruments],
+            movers: Vec::new(),
+            sectors: Vec::new(),
+            indices: Vec::new(),
+            portfolio: None,
+            decisions: VecDeque::new(),
             latest: vec![Latest::default(); n_instruments],
             bars: vec![Vec::new(); n_instruments],
             bar_history: bar_history.max(1),
@@ -88,8 +107,64 @@ impl MarketState {
     /// instrument and window, bounded by `bar_history`).
     #[inline]
     pub fn apply(&mut self, ev: &Event) {
+        // Engine-wide events first (they carry no instrument).
+        match &ev.body {
+            EventBody::Movers(m) => {
+                match self
+                    .movers
+                    .iter_mut()
+                    .find(|e| matches!(&e.body, EventBody::Movers(x) if x.list == m.list))
+                {
+                    Some(slot) => *slot = *ev,
+                    None => self.movers.push(*ev),
+                }
+                return;
+            }
+            EventBody::Sector(u) => {
+                let k = usize::from(u.sector);
+                if self.sectors.len() <= k {
+                    self.sectors.resize(k + 1, None);
+                }
+                self.sectors[k] = Some(*ev);
+                return;
+            }
+            EventBody::Index(u) => {
+                let k = usize::from(u.index);
+                if self.indices.len() <= k {
+                    self.indices.resize(k + 1, None);
+                }
+                self.indices[k] = Some(*ev);
+                return;
+            }
+            EventBody::Portfolio(_) => {
+                self.portfolio = Some(*ev);
+                return;
+            }
+            EventBody::Signal(_)
+            | EventBody::SignalRejected(_)
+            | EventBody::Order(_)
+            | EventBody::Fill(_) => {
+                if self.decisions.len() >= self.bar_history {
+                    self.decisions.pop_front();
+                }
+                self.decisions.push_back(*ev);
+                return;
+            }
+            _ => {}
+        }
         let i = ev.instrument().0 as usize;
         if i >= self.latest.len() {
+            return;
+        }
+        if let EventBody::Indicators(x) = &ev.body {
+            let w = usize::from(x.window_idx);
+            if w < MAX_WINDOWS {
+                let per = &mut self.indicators[i];
+                if per.len() <= w {
+                    per.resize(w + 1, None);
+                }
+                per[w] = Some(*ev);
+            }
             return;
         }
         self.last_data_ns = self.last_data_ns.max(ev.recv_ns);
@@ -130,6 +205,36 @@ impl MarketState {
     /// Latest values of an instrument.
     pub fn latest(&self, inst: usize) -> Option<Latest> {
         self.latest.get(inst).copied()
+    }
+
+    /// Latest indicator snapshot of an instrument and window.
+    pub fn indicators(&self, inst: usize, window: usize) -> Option<&Event> {
+        self.indicators.get(inst)?.get(window)?.as_ref()
+    }
+
+    /// Latest movers events (one per list).
+    pub fn movers(&self) -> &[Event] {
+        &self.movers
+    }
+
+    /// Latest sector updates.
+    pub fn sectors(&self) -> impl Iterator<Item = &Event> {
+        self.sectors.iter().flatten()
+    }
+
+    /// Latest index values.
+    pub fn indices(&self) -> impl Iterator<Item = &Event> {
+        self.indices.iter().flatten()
+    }
+
+    /// Latest portfolio snapshot.
+    pub fn portfolio(&self) -> Option<&Event> {
+        self.portfolio.as_ref()
+    }
+
+    /// Recent decisions, oldest first.
+    pub fn decisions(&self) -> impl DoubleEndedIterator<Item = &Event> {
+        self.decisions.iter()
     }
 
     /// Recent final bars of an instrument and window, oldest first.

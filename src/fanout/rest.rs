@@ -18,6 +18,7 @@ use super::protocol::{ChannelTable, Scope, error_code};
 use super::server::{FeedInfo, ServerCounters};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
+use crate::event::Event;
 use crate::json::{self, EngineStats, JsonContext, Obj};
 use crate::telemetry::{Percentiles, Telemetry};
 
@@ -65,10 +66,18 @@ pub struct View<'a> {
 pub fn is_api_path(path: &str) -> bool {
     matches!(
         path,
-        "/api/v1/status" | "/api/v1/symbols" | "/api/v1/performance"
+        "/api/v1/status"
+            | "/api/v1/symbols"
+            | "/api/v1/performance"
+            | "/api/v1/movers"
+            | "/api/v1/sectors"
+            | "/api/v1/indices"
+            | "/api/v1/signals"
+            | "/api/v1/portfolio"
     ) || path
         .strip_prefix("/api/v1/latest/")
         .or_else(|| path.strip_prefix("/api/v1/bars/"))
+        .or_else(|| path.strip_prefix("/api/v1/indicators/"))
         .is_some_and(|s| !s.is_empty() && !s.contains('/'))
 }
 
@@ -91,11 +100,18 @@ pub fn handle(v: &View<'_>, req: &http::Request) -> Response {
         "/api/v1/status" => status(v),
         "/api/v1/symbols" => symbols(v),
         "/api/v1/performance" => performance(v),
+        "/api/v1/movers" => events(v, "movers", v.market.movers().iter()),
+        "/api/v1/sectors" => events(v, "sectors", v.market.sectors()),
+        "/api/v1/indices" => events(v, "indices", v.market.indices()),
+        "/api/v1/portfolio" => events(v, "portfolio", v.market.portfolio().into_iter()),
+        "/api/v1/signals" => signals(v, &req.query),
         _ => {
             if let Some(sym) = path.strip_prefix("/api/v1/latest/") {
                 latest(v, sym)
             } else if let Some(sym) = path.strip_prefix("/api/v1/bars/") {
                 bars(v, sym, &req.query)
+            } else if let Some(sym) = path.strip_prefix("/api/v1/indicators/") {
+                indicators(v, sym, &req.query)
             } else {
                 Response::error(404, error_code::NOT_FOUND, "no such path")
             }
@@ -369,6 +385,89 @@ fn bars(v: &View<'_>, sym: &str, query: &str) -> Response {
                     a.bar(v.ctx, b);
                 }
             });
+        }),
+    )
+}
+
+/// `{"type":NAME,"items":[event, ...]}` with each event in the EVENTS.md
+/// schema (empty list before the first one: not an error).
+fn events<'e>(v: &View<'_>, name: &str, evs: impl Iterator<Item = &'e Event>) -> Response {
+    Response::json(
+        200,
+        body(|o| {
+            o.str("type", name);
+            o.arr("items", |a| {
+                for e in evs {
+                    a.event(v.ctx, e);
+                }
+            });
+        }),
+    )
+}
+
+/// Recent decisions (signals, rejected signals, orders, fills), newest
+/// last; `?limit=N` (1..=server.bar_history, default 100).
+fn signals(v: &View<'_>, query: &str) -> Response {
+    let max = v.cfg.bar_history;
+    let limit = match http::query_param(query, "limit") {
+        None => 100.min(max),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                return Response::error(
+                    400,
+                    error_code::BAD_REQUEST,
+                    &format!("limit must be an integer from 1 to {max} (server.bar_history)"),
+                );
+            }
+        },
+    };
+    let n = v.market.decisions().count();
+    events(
+        v,
+        "signals",
+        v.market.decisions().skip(n.saturating_sub(limit)),
+    )
+}
+
+/// Latest indicator snapshot of a symbol for `?window=` (default: the
+/// first configured window).
+fn indicators(v: &View<'_>, sym: &str, query: &str) -> Response {
+    let Some(id) = v.ctx.registry().lookup_key(sym) else {
+        return unknown_symbol(sym);
+    };
+    let key = v.ctx.registry().get(id).map_or(sym, |i| i.key.as_str());
+    let w = match http::query_param(query, "window").as_deref() {
+        None => 0,
+        Some(name) => match v.window_names.iter().position(|n| n == name) {
+            Some(w) => w,
+            None => {
+                return Response::error(
+                    400,
+                    error_code::UNKNOWN_WINDOW,
+                    &format!(
+                        "window '{}' is not configured; known: {}",
+                        name.chars().take(16).collect::<String>(),
+                        v.window_names.join(", ")
+                    ),
+                );
+            }
+        },
+    };
+    let snap = v.market.indicators(id.0 as usize, w);
+    Response::json(
+        200,
+        body(|o| {
+            o.str("type", "indicators_latest");
+            o.str("symbol", key);
+            if let Some(name) = v.window_names.get(w) {
+                o.str("window", name);
+            }
+            if let Some(e) = snap {
+                let mut buf = Vec::new();
+                json::write_event(&mut buf, v.ctx, e);
+                o.raw("indicators", &buf);
+            }
         }),
     )
 }
