@@ -531,6 +531,11 @@ impl Engine {
                 })
                 .collect(),
             ring_capacity: self.cfg.pipeline.ring_capacity.next_power_of_two(),
+            journal_dir: self
+                .cfg
+                .journal
+                .enabled
+                .then(|| self.cfg.journal.dir.clone()),
         };
         match Server::bind(setup) {
             Ok(srv) => {

@@ -431,3 +431,57 @@ fn market_overview_decision_and_indicator_endpoints() {
     let (code, _, _) = get(&e, &[], "/api/v1/indicators/NOPE:X");
     assert_eq!(code, 404);
 }
+
+#[test]
+fn ticks_endpoint_answers_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr_file = dir.path().join("addr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "--duration",
+            "6",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-file",
+        ])
+        .arg(&addr_file)
+        .arg("--journal-dir")
+        .arg(dir.path().join("j"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        if let Ok(s) = std::fs::read_to_string(&addr_file)
+            && s.ends_with('\n')
+        {
+            break s.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "no listen address");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, body) = http_get(&addr, "/api/v1/ticks/SIM:ETHUSDT?limit=50").expect("answer");
+    assert_eq!(code, 200, "{body}");
+    let v = json(&body);
+    let ticks = v["ticks"].as_array().unwrap();
+    assert_eq!(ticks.len(), 50, "{body}");
+    assert!(ticks.iter().all(|t| t["symbol"] == "SIM:ETHUSDT"));
+    let ts: Vec<i64> = ticks
+        .iter()
+        .map(|t| t["ts_recv"].as_i64().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+    // A time filter that excludes everything.
+    let (code, body) = http_get(&addr, "/api/v1/ticks/SIM:ETHUSDT?from=1&to=2").unwrap();
+    assert_eq!(code, 200);
+    assert!(json(&body)["ticks"].as_array().unwrap().is_empty());
+    let (code, _) = http_get(&addr, "/api/v1/ticks/SIM:ETHUSDT?limit=0").unwrap();
+    assert_eq!(code, 400);
+    let (code, _) = http_get(&addr, "/api/v1/ticks/NOPE:X").unwrap();
+    assert_eq!(code, 404);
+    let _ = child.wait();
+}

@@ -60,6 +60,8 @@ pub struct View<'a> {
     pub window_names: &'a [String],
     /// Slots per pipeline ring.
     pub ring_capacity: usize,
+    /// The tick journal directory, when journaling.
+    pub journal_dir: Option<&'a std::path::Path>,
 }
 
 /// Whether `path` is one of the REST paths (for 404 vs 405).
@@ -78,6 +80,7 @@ pub fn is_api_path(path: &str) -> bool {
         .strip_prefix("/api/v1/latest/")
         .or_else(|| path.strip_prefix("/api/v1/bars/"))
         .or_else(|| path.strip_prefix("/api/v1/indicators/"))
+        .or_else(|| path.strip_prefix("/api/v1/ticks/"))
         .is_some_and(|s| !s.is_empty() && !s.contains('/'))
 }
 
@@ -112,6 +115,8 @@ pub fn handle(v: &View<'_>, req: &http::Request) -> Response {
                 bars(v, sym, &req.query)
             } else if let Some(sym) = path.strip_prefix("/api/v1/indicators/") {
                 indicators(v, sym, &req.query)
+            } else if let Some(sym) = path.strip_prefix("/api/v1/ticks/") {
+                ticks(v, sym, &req.query)
             } else {
                 Response::error(404, error_code::NOT_FOUND, "no such path")
             }
@@ -468,6 +473,105 @@ fn indicators(v: &View<'_>, sym: &str, query: &str) -> Response {
                 json::write_event(&mut buf, v.ctx, e);
                 o.raw("indicators", &buf);
             }
+        }),
+    )
+}
+
+/// Most ticks `/api/v1/ticks` returns.
+const MAX_TICK_LIMIT: usize = 10_000;
+/// Most journal records one `/api/v1/ticks` request scans (bounds the time
+/// the fan-out thread spends on it: ≈ 10 ns per record).
+const MAX_TICK_SCAN: u64 = 2_000_000;
+
+/// Recent ticks of a symbol from the tick journal, oldest first:
+/// `?limit=N` (default 100, at most 10,000), `&from=&to=` (event time, ns
+/// since the epoch; `[from, to)`). Scans back from the journal's end (at
+/// most 2,000,000 records per request), so it answers "recent" queries.
+fn ticks(v: &View<'_>, sym: &str, query: &str) -> Response {
+    let Some(id) = v.ctx.registry().lookup_key(sym) else {
+        return unknown_symbol(sym);
+    };
+    let Some(dir) = v.journal_dir else {
+        return Response::error(
+            404,
+            error_code::NOT_FOUND,
+            "the engine is not journaling ticks (journal.enabled = false)",
+        );
+    };
+    let num = |k: &str| http::query_param(query, k).map(|s| s.parse::<i64>());
+    let limit = match num("limit") {
+        None => 100,
+        Some(Ok(n)) if (1..=MAX_TICK_LIMIT as i64).contains(&n) => n as usize,
+        _ => {
+            return Response::error(
+                400,
+                error_code::BAD_REQUEST,
+                &format!("limit must be an integer from 1 to {MAX_TICK_LIMIT}"),
+            );
+        }
+    };
+    let (from, to) = match (num("from"), num("to")) {
+        (Some(Err(_)), _) | (_, Some(Err(_))) => {
+            return Response::error(
+                400,
+                error_code::BAD_REQUEST,
+                "from/to must be integers (ns since the Unix epoch)",
+            );
+        }
+        (f, t) => (
+            f.and_then(Result::ok).unwrap_or(i64::MIN),
+            t.and_then(Result::ok).unwrap_or(i64::MAX),
+        ),
+    };
+    let mut reader = match crate::journal::ticks::TickReader::open(dir) {
+        Ok(r) => r,
+        Err(e) => return Response::error(503, error_code::NOT_FOUND, &format!("journal: {e}")),
+    };
+    let (first, next) = match crate::journal::inspect(dir) {
+        Ok(r) => (r.first_index.unwrap_or(0), r.next_index.unwrap_or(0)),
+        Err(e) => return Response::error(503, error_code::NOT_FOUND, &format!("journal: {e}")),
+    };
+    let start = next.saturating_sub(MAX_TICK_SCAN).max(first);
+    if reader.seek(start).is_err() {
+        return Response::error(503, error_code::NOT_FOUND, "journal: cannot seek");
+    }
+    // The journal's instrument table maps to the engine's by name.
+    let jid = reader.registry.lookup_key(sym);
+    let mut found: std::collections::VecDeque<crate::tick::Tick> =
+        std::collections::VecDeque::new();
+    let mut scanned = 0u64;
+    while scanned < MAX_TICK_SCAN {
+        match reader.next_tick() {
+            Ok(Some((_, t))) => {
+                scanned += 1;
+                if Some(t.instrument) == jid && (from..to).contains(&t.ts_event_ns) {
+                    if found.len() == limit {
+                        found.pop_front();
+                    }
+                    let mut t = t;
+                    t.instrument = id;
+                    found.push_back(t);
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Response::error(503, error_code::NOT_FOUND, &format!("journal: {e}")),
+        }
+    }
+    let key = v.ctx.registry().get(id).map_or(sym, |i| i.key.as_str());
+    Response::json(
+        200,
+        body(|o| {
+            o.str("type", "ticks");
+            o.str("symbol", key);
+            o.uint("scanned", scanned);
+            o.arr("ticks", |a| {
+                let mut buf = Vec::new();
+                for t in &found {
+                    buf.clear();
+                    json::write_tick(&mut buf, v.ctx, t);
+                    a.raw(&buf);
+                }
+            });
         }),
     )
 }

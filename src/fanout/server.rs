@@ -95,6 +95,8 @@ pub struct ServerSetup {
     pub feeds: Vec<FeedInfo>,
     /// Slots per pipeline ring, for `/health`.
     pub ring_capacity: usize,
+    /// The tick journal, for `/api/v1/ticks/{symbol}` (None: not journaling).
+    pub journal_dir: Option<std::path::PathBuf>,
 }
 
 /// Why the server could not start.
@@ -285,6 +287,7 @@ pub struct Server {
     clock: Clock,
     feeds: Vec<FeedInfo>,
     ring_capacity: usize,
+    journal_dir: Option<std::path::PathBuf>,
     started: Instant,
     started_ns: i64,
     scratch: Vec<u8>,
@@ -381,6 +384,7 @@ impl Server {
             clock: setup.clock,
             feeds: setup.feeds,
             ring_capacity: setup.ring_capacity,
+            journal_dir: setup.journal_dir,
             started: now,
             started_ns: setup.clock.now_ns(),
             scratch: Vec::with_capacity(1024),
@@ -879,6 +883,7 @@ impl Server {
             subscriptions: self.n_subs,
             window_names: &self.window_names,
             ring_capacity: self.ring_capacity,
+            journal_dir: self.journal_dir.as_deref(),
         };
         Routed::Respond(rest::handle(&view, req))
     }
