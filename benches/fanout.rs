@@ -57,7 +57,6 @@ fn bench(c: &mut Criterion) {
             buy_volume: 1_000_000,
             sell_volume: 234_567,
             vwap: 61840.1234,
-            ..Bar::default()
         }),
     };
     let mut g = c.benchmark_group("fanout_serialize");
