@@ -159,12 +159,7 @@ struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     fn lookup(&self, sym: &str) -> Option<&'a Instrument> {
-        let reg: &'a InstrumentRegistry = self.reg;
-        let id = self.venue.and_then(|v| reg.lookup(v, sym.as_bytes()));
-        if id.is_none() {
-            self.counters.unknown_symbols.inc();
-        }
-        id.and_then(|id| reg.get(id))
+        super::parse::lookup_counted(self.reg, self.venue, sym, self.counters)
     }
 
     /// Inserts one gap tick per venue instrument at `at`.

@@ -296,6 +296,23 @@ impl SeqTracker {
     }
 }
 
+/// Resolves a venue symbol to its instrument, counting it in
+/// `unknown_symbols` when the registry does not know it (every adapter's
+/// lookup). No allocation.
+#[inline]
+pub fn lookup_counted<'a>(
+    reg: &'a crate::instruments::InstrumentRegistry,
+    venue: Option<crate::instruments::VenueId>,
+    sym: &str,
+    counters: &crate::telemetry::FeedCounters,
+) -> Option<&'a crate::instruments::Instrument> {
+    let id = venue.and_then(|v| reg.lookup(v, sym.as_bytes()));
+    if id.is_none() {
+        counters.unknown_symbols.inc();
+    }
+    id.and_then(|id| reg.get(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
